@@ -1,0 +1,286 @@
+"""SegmentReader: maps a segment file, checks its footer and index, serves blocks and ranges.
+
+Layout (docs/format/segment.md): ``header | blocks | index | footer``. Opening reads only the
+68-byte footer and the index: the footer's checksum and magic are checked, then the index bytes
+against the footer's xxh3-64, then the columnar index is decoded into numpy arrays (one array per
+attribute, no object per block). Lookups of (series id, field) are a dict hit for the field name
+plus binary searches over the sorted entries. Block bytes are read from the mapping on demand;
+each block's checksum is verified before it is decoded.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from chronosdb.ext import codecs
+from chronosdb.model.errors import CorruptionError
+from chronosdb.model.fieldtype import FieldType
+from chronosdb.model.strings import StringArray
+from chronosdb.storage.segment import layout as L
+
+
+@dataclass
+class BlockTable:
+    """The blocks of one series+field, in time order: one numpy array per column (views).
+
+    ``sum/min/max/first/last`` are float64 for float fields and int64 for integer fields; they
+    are meaningful only where ``has_stats`` (min/max/first/last) or ``has_sum`` (sum) is true.
+    Boolean and string blocks carry no statistics.
+    """
+
+    ftype: FieldType
+    offset: np.ndarray     # int64 file offset of each block
+    size: np.ndarray       # int64 bytes
+    min_time: np.ndarray   # int64
+    max_time: np.ndarray   # int64
+    count: np.ndarray      # int64
+    sum: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    has_stats: np.ndarray  # bool
+    has_sum: np.ndarray    # bool
+
+    def __len__(self) -> int:
+        return len(self.count)
+
+
+def _empty_values(ftype: FieldType):
+    if ftype == FieldType.STRING:
+        return StringArray(np.zeros(1, dtype=np.int64), b"")
+    return np.zeros(0, dtype=ftype.dtype)
+
+
+def _slice_values(values, lo: int, hi: int):
+    if isinstance(values, StringArray):
+        o = values.offsets[lo:hi + 1]
+        return StringArray(o - o[0], values.data[int(o[0]):int(o[-1])])
+    return values[lo:hi]
+
+
+class SegmentReader:
+    def __init__(self, path: str):
+        self.path = str(path)
+        self._mm = None
+        with open(self.path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < L.HEADER_SIZE + L.FOOTER_SIZE:
+                raise CorruptionError(self.path, 0, f"file is {size} bytes, too short for a segment")
+            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            self._open(size)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, size: int) -> None:
+        mm = self._mm
+        footer_at = size - L.FOOTER_SIZE
+        try:
+            footer = L.Footer.unpack(mm[footer_at:])
+        except ValueError as e:
+            raise CorruptionError(self.path, footer_at, str(e)) from None
+        if footer.index_offset < L.HEADER_SIZE or footer.index_offset + footer.index_length != footer_at:
+            raise CorruptionError(
+                self.path, footer_at,
+                f"index [{footer.index_offset}, +{footer.index_length}) does not end at the footer",
+            )
+        header = mm[:L.HEADER_SIZE]
+        if header[:4] != L.MAGIC:
+            raise CorruptionError(self.path, 0, f"bad header magic {header[:4]!r}")
+        index = mm[footer.index_offset:footer_at]  # a copy: no buffer export pins the mapping
+        if L.checksum64(index) != footer.index_checksum:
+            raise CorruptionError(self.path, footer.index_offset, "index checksum mismatch")
+        try:
+            ix = L.decode_index(index, footer.min_time, footer.index_offset)
+        except ValueError as e:
+            raise CorruptionError(self.path, footer.index_offset, str(e)) from None
+
+        self.generation, self.level = footer.generation, footer.level
+        self.size_bytes = size
+        self.n_values = footer.n_values
+        self.min_time = footer.min_time if footer.n_values else None
+        self.max_time = footer.max_time if footer.n_values else None
+
+        self._field_names = ix.field_names
+        self._field_id = {name: i for i, name in enumerate(ix.field_names)}
+        self._e_series = ix.entry_series
+        self._e_field = ix.entry_field
+        self._e_ftype = ix.entry_ftype
+        self._e_first = ix.entry_first_block
+        self._e_nblocks = ix.entry_nblocks
+        self._b_offset = ix.block_offsets()
+        self._b_size = ix.block_size
+        self._b_min = ix.block_min_time
+        self._b_max = ix.block_max_time
+        self._b_count = ix.block_count
+        kind = ix.block_kind
+        self._b_has_stats = kind != L.STATS_NONE
+        self._b_has_sum = (kind == L.STATS_INT) | (kind == L.STATS_FLOAT_RAW) | (kind == L.STATS_DECIMAL)
+        # Float statistics as float64 for every block: raw ones as stored, decimal ones divided
+        # back by the same power-of-ten table the writer checked them with.
+        decimal = kind == L.STATS_DECIMAL
+        fstats = ix.stats_float.copy()
+        fstats[:, decimal] = ix.stats_int[:, decimal].astype(np.float64) / L.POW10[ix.block_scale[decimal]]
+        self._b_fstats = fstats
+        self._b_istats = ix.stats_int
+        self._series_ids = np.unique(ix.entry_series)
+
+        if len(ix.block_count) and int(ix.block_count.sum()) != footer.n_values:
+            raise CorruptionError(self.path, footer_at, "value count in footer disagrees with the index")
+
+    # --- lookups -------------------------------------------------------------------------------
+
+    def _entry(self, series_id: int, field: bytes) -> int | None:
+        fid = self._field_id.get(field)
+        if fid is None or not 0 <= series_id < 2 ** 64:
+            return None
+        sid = np.uint64(series_id)
+        lo = int(np.searchsorted(self._e_series, sid, side="left"))
+        hi = int(np.searchsorted(self._e_series, sid, side="right"))
+        i = lo + int(np.searchsorted(self._e_field[lo:hi], fid))
+        if i < hi and self._e_field[i] == fid:
+            return i
+        return None
+
+    def series_ids(self) -> np.ndarray:
+        """Distinct series ids in the file, sorted (uint64)."""
+        return self._series_ids
+
+    def entries(self) -> Iterator[tuple[int, bytes, FieldType]]:
+        """Every (series id, field, type), sorted by series id then field name."""
+        names = self._field_names
+        for sid, fid, ft in zip(self._e_series.tolist(), self._e_field.tolist(), self._e_ftype.tolist()):
+            yield sid, names[fid], FieldType(ft)
+
+    def field_type(self, series_id: int, field: bytes) -> FieldType | None:
+        e = self._entry(series_id, field)
+        return None if e is None else FieldType(int(self._e_ftype[e]))
+
+    def fields_of(self, series_id: int) -> list[tuple[bytes, FieldType]]:
+        if not 0 <= series_id < 2 ** 64:
+            return []
+        sid = np.uint64(series_id)
+        lo = int(np.searchsorted(self._e_series, sid, side="left"))
+        hi = int(np.searchsorted(self._e_series, sid, side="right"))
+        return [
+            (self._field_names[f], FieldType(t))
+            for f, t in zip(self._e_field[lo:hi].tolist(), self._e_ftype[lo:hi].tolist())
+        ]
+
+    def blocks(self, series_id: int, field: bytes) -> BlockTable | None:
+        e = self._entry(series_id, field)
+        if e is None:
+            return None
+        a = int(self._e_first[e])
+        b = a + int(self._e_nblocks[e])
+        ftype = FieldType(int(self._e_ftype[e]))
+        stats = self._b_istats if ftype == FieldType.INTEGER else self._b_fstats
+        return BlockTable(
+            ftype=ftype, offset=self._b_offset[a:b], size=self._b_size[a:b],
+            min_time=self._b_min[a:b], max_time=self._b_max[a:b], count=self._b_count[a:b],
+            sum=stats[L.STAT_SUM, a:b], min=stats[L.STAT_MIN, a:b], max=stats[L.STAT_MAX, a:b],
+            first=stats[L.STAT_FIRST, a:b], last=stats[L.STAT_LAST, a:b],
+            has_stats=self._b_has_stats[a:b], has_sum=self._b_has_sum[a:b],
+        )
+
+    # --- block decoding ------------------------------------------------------------------------
+
+    def _decode_block(self, ftype: FieldType, row: int) -> tuple[np.ndarray, object]:
+        if self._mm is None:
+            raise ValueError(f"segment reader for {self.path} is closed")
+        off, size = int(self._b_offset[row]), int(self._b_size[row])
+        raw = self._mm[off:off + size]  # a copy of ~1-2 KB; keeps close() always possible
+        body = raw[:-L.BLOCK_CHECKSUM_SIZE]
+        (stored,) = L.BLOCK_CHECKSUM.unpack(raw[-L.BLOCK_CHECKSUM_SIZE:])
+        if L.checksum32(body) != stored:
+            raise CorruptionError(self.path, off, f"block checksum mismatch ({size}-byte block)")
+        if body[0] != int(ftype):
+            raise CorruptionError(self.path, off, f"block type byte {body[0]}, index says {int(ftype)}")
+        count = int(self._b_count[row])
+        try:
+            tlen, pos = L.read_uvarint(body, 1)
+            if pos + tlen > len(body):
+                raise ValueError("times column runs past the block")
+            times = codecs.decode_times(body[pos:pos + tlen])
+            vbuf = body[pos + tlen:]
+            if ftype == FieldType.FLOAT:
+                values = codecs.decode_floats(vbuf)
+            elif ftype == FieldType.INTEGER:
+                values = codecs.decode_ints(vbuf)
+            elif ftype == FieldType.BOOLEAN:
+                values = codecs.decode_bools(vbuf)
+            else:
+                offsets, data = codecs.decode_strings(vbuf)
+                values = StringArray(offsets, data)
+        except ValueError as e:
+            raise CorruptionError(self.path, off, f"undecodable block: {e}") from None
+        if len(times) != count or len(values) != count:
+            raise CorruptionError(
+                self.path, off, f"block holds {len(times)} times, {len(values)} values; index says {count}"
+            )
+        if times[0] != self._b_min[row] or times[-1] != self._b_max[row]:
+            raise CorruptionError(self.path, off, "block times disagree with the index")
+        return times, values
+
+    def read_block(self, series_id: int, field: bytes, i: int) -> tuple[np.ndarray, object]:
+        """Decode block ``i`` of a series+field (checksum verified). KeyError/IndexError if absent."""
+        e = self._entry(series_id, field)
+        if e is None:
+            raise KeyError(f"series {series_id} field {field!r} not in {self.path}")
+        n = int(self._e_nblocks[e])
+        if not 0 <= i < n:
+            raise IndexError(f"block {i} of series {series_id} field {field!r}: it has {n} blocks")
+        return self._decode_block(FieldType(int(self._e_ftype[e])), int(self._e_first[e]) + i)
+
+    def read(self, series_id: int, field: bytes, min_time: int | None = None,
+             max_time: int | None = None) -> tuple[np.ndarray, object] | None:
+        """Points of a series+field with min_time <= t <= max_time (None: unbounded).
+
+        None when the file has no such series+field; empty arrays when it has, but not in range.
+        """
+        e = self._entry(series_id, field)
+        if e is None:
+            return None
+        ftype = FieldType(int(self._e_ftype[e]))
+        a = int(self._e_first[e])
+        b = a + int(self._e_nblocks[e])
+        lo = -(2 ** 63) if min_time is None else int(min_time)
+        hi = 2 ** 63 - 1 if max_time is None else int(max_time)
+        if lo > hi:
+            return np.zeros(0, dtype=np.int64), _empty_values(ftype)
+        # Blocks are in time order and disjoint: the overlapping ones are one contiguous run.
+        first = a + int(np.searchsorted(self._b_max[a:b], lo, side="left"))
+        last = a + int(np.searchsorted(self._b_min[a:b], hi, side="right"))
+        if first >= last:
+            return np.zeros(0, dtype=np.int64), _empty_values(ftype)
+        parts = [self._decode_block(ftype, row) for row in range(first, last)]
+        if len(parts) == 1:
+            times, values = parts[0]
+        else:
+            times = np.concatenate([p[0] for p in parts])
+            if ftype == FieldType.STRING:
+                values = StringArray.concat([p[1] for p in parts])
+            else:
+                values = np.concatenate([p[1] for p in parts])
+        i = int(np.searchsorted(times, lo, side="left"))
+        j = int(np.searchsorted(times, hi, side="right"))
+        if i == 0 and j == len(times):
+            return times, values
+        return times[i:j], _slice_values(values, i, j)
+
+    def close(self) -> None:
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+
+    def __enter__(self) -> "SegmentReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
