@@ -10,11 +10,10 @@ Data directory layout::
           series-<seq:08d>.snap         compacted snapshot the log continues from
         <rp>/
           <shard-id:08d>/               one shard: [start, end) of one shard group
-            shard.cbor                  shard identity (start, end); written once
+            manifest.cbor               identity, live segment files, field types (atomic rewrite)
             wal/<seq:08d>.wal           WAL segments
-            <gen:09d>-<level:02d>.seg   immutable segment files
+            <gen:09d>-<level:02d>.seg   immutable segment files (live only if in the manifest)
             tombstones.log              pending deletes, applied by reads until compacted away
-            fields.cbor                 field types of this shard (atomic rewrite)
 
 Temp files end in ``.tmp`` and are removed on open: a file is only real after its rename.
 """
@@ -25,10 +24,9 @@ import re
 
 CATALOG = "catalog.cbor"
 INDEX_DIR = "index"
-SHARD_META = "shard.cbor"
+MANIFEST = "manifest.cbor"
 WAL_DIR = "wal"
 TOMBSTONES = "tombstones.log"
-FIELDS = "fields.cbor"
 TMP_SUFFIX = ".tmp"
 
 WAL_SEGMENT_RE = re.compile(r"^(\d{8})\.wal$")

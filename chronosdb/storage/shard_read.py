@@ -1,0 +1,237 @@
+"""Reads of one shard through a pinned, consistent view.
+
+A ``ShardView`` pins the segment files that were live when it was taken (a compaction that
+finishes meanwhile swaps in new files, but this view keeps reading the old mappings), the frozen
+caches being snapshotted and the live cache object of that moment (a later snapshot gives the
+shard a new live cache; the view keeps the one it saw), and the tombstones of that moment.
+
+Sources are ordered oldest to newest: segment files by generation, then frozen caches, then the
+live cache. ``scan`` merges them (newest wins on equal times) with tombstones applied.
+``read_with_stats`` hands back, for blocks that nothing newer overlaps and no tombstone touches,
+their stored aggregates instead of their points, so whole-block aggregates need no decoding.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from chronosdb.ext.merge import tombstone_keep
+from chronosdb.model.strings import StringArray
+
+_STAT_FIELDS = ("min_time", "max_time", "count", "sum", "min", "max", "first", "last")
+
+
+def _take(v, idx):
+    return v.take(idx) if isinstance(v, StringArray) else v[idx]
+
+
+def _trim(t: np.ndarray, v, lo: int, hi: int):
+    a = int(np.searchsorted(t, lo, "left"))
+    b = int(np.searchsorted(t, hi, "right"))
+    if a == 0 and b == len(t):
+        return t, v
+    if isinstance(v, StringArray):
+        return t[a:b], v.take(np.arange(a, b, dtype=np.int64))
+    return t[a:b], v[a:b]
+
+
+@dataclass
+class BlockStats:
+    """Aggregates of whole stored blocks, one entry per block, as parallel arrays."""
+
+    min_time: np.ndarray
+    max_time: np.ndarray
+    count: np.ndarray
+    sum: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.count)
+
+    @classmethod
+    def concat(cls, parts: list["BlockStats"]) -> "BlockStats | None":
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return None
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _STAT_FIELDS))
+
+
+class ShardView:
+    def __init__(self, shard, segments, caches, tombstones):
+        self.shard = shard
+        self.segments = segments      # pinned SegmentHandles, oldest generation first
+        self.caches = caches          # frozen caches (oldest first) then the live cache
+        self.tombstones = tombstones
+        self.start, self.end = shard.start, shard.end
+
+    def close(self) -> None:
+        for h in self.segments:
+            h.release()
+        self.segments = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _tomb_ranges(self, sid: int, generation: int):
+        rs = [(t.min_time, t.max_time) for t in self.tombstones
+              if generation <= t.max_generation and sid in t.series]
+        return np.array(rs, dtype=np.int64) if rs else None
+
+    def series_ids(self) -> np.ndarray:
+        """Every series id with data in this view (segments and caches), sorted, unique."""
+        parts = [h.reader.series_ids() for h in self.segments]
+        for c in self.caches:
+            ks = c.keys()
+            if ks:
+                parts.append(np.array([k[0] for k in ks], dtype=np.uint64))
+        if not parts:
+            return np.zeros(0, dtype=np.uint64)
+        return np.unique(np.concatenate(parts))
+
+    def fields_of(self, sid: int) -> dict:
+        out = {}
+        for h in self.segments:
+            for f, t in h.reader.fields_of(sid):
+                out.setdefault(f, t)
+        for c in self.caches:
+            for (s, f), e in list(c.entries.items()):
+                if s == sid:
+                    out.setdefault(f, e.ftype)
+        return out
+
+    # -- raw points ------------------------------------------------------------------------
+    def _read_except(self, r, sid: int, field: bytes, lo: int, hi: int, skip_blocks: np.ndarray):
+        """Like reader.read, but without decoding the blocks flagged in ``skip_blocks``."""
+        bt = r.blocks(sid, field)
+        want = (bt["max_time"] >= lo) & (bt["min_time"] <= hi) & ~skip_blocks
+        parts_t, parts_v = [], []
+        for bi in np.flatnonzero(want).tolist():
+            t, v = r.read_block(sid, field, bi)
+            t, v = _trim(t, v, lo, hi)
+            parts_t.append(t)
+            parts_v.append(v)
+        if not parts_t:
+            return None
+        if len(parts_t) == 1:
+            return parts_t[0], parts_v[0]
+        if isinstance(parts_v[0], StringArray):
+            return np.concatenate(parts_t), StringArray.concat(parts_v)
+        return np.concatenate(parts_t), np.concatenate(parts_v)
+
+    def _runs(self, sid: int, field: bytes, lo: int, hi: int, skip_blocks=None):
+        """Sorted runs of (times, values) inside [lo, hi], oldest source first.
+
+        ``skip_blocks`` maps a segment's position to a mask of blocks not to read (their
+        aggregates were taken from block stats instead).
+        """
+        runs_t, runs_v, ftype = [], [], None
+        for i, h in enumerate(self.segments):
+            r = h.reader
+            if r.max_time < lo or r.min_time > hi:
+                continue
+            if skip_blocks is not None and i in skip_blocks:
+                col = self._read_except(r, sid, field, lo, hi, skip_blocks[i])
+            else:
+                col = r.read(sid, field, lo, hi)
+            if col is None or not len(col[0]):
+                continue
+            ftype = ftype or r.field_type(sid, field)
+            t, v = col
+            ranges = self._tomb_ranges(sid, h.generation)
+            if ranges is not None:
+                keep = tombstone_keep(t, ranges)
+                t, v = t[keep], _take(v, keep)
+            if len(t):
+                runs_t.append(t)
+                runs_v.append(v)
+        for c in self.caches:
+            e = c.entries.get((sid, field))
+            if e is None or e.min_time is None or e.max_time < lo or e.min_time > hi:
+                continue
+            col = c.get(sid, field)
+            if col is None:
+                continue
+            t, v = _trim(col[0], col[1], lo, hi)
+            if len(t):
+                ftype = ftype or e.ftype
+                runs_t.append(t)
+                runs_v.append(v)
+        return ftype, runs_t, runs_v
+
+    def scan(self, sid: int, field: bytes, min_time: int | None = None, max_time: int | None = None):
+        """(times, values) of one series+field in the inclusive range, merged; None if none."""
+        from chronosdb.storage.shard import merge_columns
+
+        lo = self.start if min_time is None else max(min_time, self.start)
+        hi = self.end - 1 if max_time is None else min(max_time, self.end - 1)
+        if lo > hi:
+            return None
+        ftype, runs_t, runs_v = self._runs(sid, field, lo, hi)
+        if not runs_t:
+            return None
+        return merge_columns(ftype, runs_t, runs_v)
+
+    # -- aggregates from block stats -------------------------------------------------------
+    def read_with_stats(self, sid: int, field: bytes, min_time: int, max_time: int,
+                        every: int = 0, offset: int = 0):
+        """Split the data of one series+field in [min_time, max_time] into stats and points.
+
+        Returns ``(stats, rest)``: ``stats`` is a BlockStats of whole blocks whose aggregates
+        may be used as they are (or None), ``rest`` the merged (times, values) of every other
+        point in the range (or None). A block qualifies when it lies inside the range, inside
+        one window of ``every`` ns (shifted by ``offset``) when ``every`` is set, no tombstone
+        touches it and no other source holds points of this series+field in its time span.
+        """
+        from chronosdb.storage.shard import merge_columns
+
+        lo, hi = max(min_time, self.start), min(max_time, self.end - 1)
+        if lo > hi:
+            return None, None
+        spans = []  # (source index, lo, hi) of every source holding this key
+        tables = {}
+        for i, h in enumerate(self.segments):
+            bt = h.reader.blocks(sid, field)
+            if bt is None or not len(bt):
+                continue
+            tables[i] = bt
+            spans.append((i, int(bt["min_time"][0]), int(bt["max_time"][-1])))
+        for j, c in enumerate(self.caches):
+            r = c.time_range(sid, field)
+            if r is not None:
+                spans.append((len(self.segments) + j, r[0], r[1]))
+        if len(tables) == 0:
+            return None, self.scan(sid, field, lo, hi)
+        stats_parts = []
+        used_blocks: dict[int, np.ndarray] = {}
+        for i, bt in tables.items():
+            h = self.segments[i]
+            bmin, bmax = bt["min_time"], bt["max_time"]
+            ok = (bmin >= lo) & (bmax <= hi) & bt["has_stats"]
+            if every:
+                ok &= ((bmin - offset) // every) == ((bmax - offset) // every)
+            for j, a, b in spans:
+                if j != i:
+                    ok &= (bmax < a) | (bmin > b)
+            ranges = self._tomb_ranges(sid, h.generation)
+            if ranges is not None:
+                for a, b in ranges.tolist():
+                    ok &= (bmax < a) | (bmin > b)
+            if ok.any():
+                used_blocks[i] = ok
+                sel = np.flatnonzero(ok)
+                stats_parts.append(BlockStats(*(np.asarray(bt[f][sel]) for f in _STAT_FIELDS)))
+        stats = BlockStats.concat(stats_parts)
+        if stats is None:
+            return None, self.scan(sid, field, lo, hi)
+        # The rest: every point in range outside the blocks answered by their stats. Those
+        # blocks overlap no other source, so skipping them removes their points and only them.
+        ftype, runs_t, runs_v = self._runs(sid, field, lo, hi, skip_blocks=used_blocks)
+        rest = merge_columns(ftype, runs_t, runs_v) if runs_t else None
+        return stats, rest
