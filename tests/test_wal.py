@@ -520,3 +520,31 @@ def test_sigkill_loses_no_acknowledged_record(tmp_path):
         assert len(acked) >= 150 * (run + 1)
         for name, seq in acked.items():
             assert present.get(name) == seq, f"acknowledged record {name!r} (segment {seq}) lost"
+
+
+def test_append_ordinal_is_the_log_order_under_concurrency(tmp_path):
+    """Ordinals returned to concurrent appenders are 1..n in exactly the replayed order."""
+    import threading as _th
+
+    from chronosdb.storage.wal import Wal as _Wal
+
+    wal = _Wal(str(tmp_path / "w"), fsync="always")
+    got: dict[int, bytes] = {}
+    lock = _th.Lock()
+
+    def run(t):
+        for i in range(50):
+            payload = f"{t}-{i}".encode()
+            o = wal.append_ordinal(7, payload)
+            with lock:
+                got[o] = payload
+
+    ts = [_th.Thread(target=run, args=(t,)) for t in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    wal.close()
+    assert sorted(got) == list(range(1, 401))
+    replayed = [bytes(p) for _s, _t, p in _Wal(str(tmp_path / "w")).replay()]
+    assert replayed == [got[o] for o in range(1, 401)]

@@ -230,7 +230,7 @@ class Shard:
         rtype, payload = records.encode_record(batch)
         with self._rw.shared():
             try:
-                ordinal = self.wal.append(rtype, payload)
+                ordinal = self.wal.append_ordinal(rtype, payload)
             except Exception as e:
                 self._fail(e)
                 raise
@@ -278,7 +278,7 @@ class Shard:
                                                   self.next_generation - 1))
             ids = np.fromiter(sids, dtype=np.uint64, count=len(sids))
             rtype, payload = records.encode_record(records.DeleteRecord(ids, min_time, max_time))
-            ordinal = self.wal.append(rtype, payload)
+            ordinal = self.wal.append_ordinal(rtype, payload)
             def apply():
                 self.cache.delete(ids, min_time, max_time)
                 for _g, c in self.frozen:

@@ -148,6 +148,16 @@ class Wal:
         Returns once the record is fsynced (fsync="always") or written ("batch", "none"), sharing
         that write and fsync with every other thread appending at the same time.
         """
+        return self._append(record_type, payload)[0]
+
+    def append_ordinal(self, record_type: int, payload: bytes) -> int:
+        """Like ``append``, but returns the record's ordinal: 1 for the first record appended
+        since this Wal was opened, then 2, 3, ... in exactly the order of the log, whatever
+        order the concurrent callers return in. The engine applies writes to its cache in this
+        order, so what it serves before a crash is what replay rebuilds after one."""
+        return self._append(record_type, payload)[1]
+
+    def _append(self, record_type: int, payload: bytes) -> tuple[int, int]:
         frame = segment.frame_record(record_type, payload)
         with self._cond:
             self._check_usable()
@@ -165,7 +175,7 @@ class Wal:
                     self._cond.wait()
                 else:
                     self._flush_locked(final_fsync=self.fsync_mode == "always")
-            return seq
+            return seq, mine
 
     def append_batch(self, batch) -> int:
         rtype, payload = records.encode_record(batch)
