@@ -76,6 +76,20 @@ def test_merge_runs_matches_reference(seed):
         np.testing.assert_array_equal(cat[idx], times)
 
 
+@pytest.mark.parametrize("seed", range(100))
+def test_merge_runs_successive_spans_match_reference(seed):
+    """Runs covering successive, slightly overlapping time spans (segments written one after
+    another): exercises the stretch copy of the k-way merge, including ties at stretch ends."""
+    rng = np.random.default_rng(500 + seed)
+    k = int(rng.integers(3, 12))
+    runs = []
+    for r in range(k):
+        lo = r * 50 - int(rng.integers(0, 20))
+        n = int(rng.integers(0, 60))
+        runs.append(np.sort(rng.choice(np.arange(lo, lo + 70), size=n, replace=False)).astype(np.int64))
+    assert_same(merge.merge_runs(runs), merge_ref.merge_runs(runs))
+
+
 def test_merge_runs_newest_run_wins_on_equal_times():
     old = np.array([1, 2, 3, 5], dtype=np.int64)
     mid = np.array([2, 4], dtype=np.int64)

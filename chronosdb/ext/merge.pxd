@@ -24,3 +24,6 @@ cdef Py_ssize_t lower_bound(const int64_t* a, Py_ssize_t lo, Py_ssize_t n, int64
 
 # First position p in the sorted a[lo:n] with a[p] > x (n when none).
 cdef Py_ssize_t upper_bound(const int64_t* a, Py_ssize_t lo, Py_ssize_t n, int64_t x) noexcept nogil
+
+# Same answer as lower_bound, found by galloping out from lo: O(log(answer - lo)).
+cdef Py_ssize_t gallop_lower_bound(const int64_t* a, Py_ssize_t lo, Py_ssize_t n, int64_t x) noexcept nogil

@@ -126,8 +126,9 @@ cdef inline void _sift_down(int64_t* ht, Py_ssize_t* hr, Py_ssize_t size,
 cdef Py_ssize_t merge_heap(const int64_t** runs, const Py_ssize_t* lens, Py_ssize_t k,
                            int64_t* heap_t, Py_ssize_t* heap_r, Py_ssize_t* cursor,
                            int64_t* out_t, int32_t* out_src, int64_t* out_pos) noexcept nogil:
-    cdef Py_ssize_t size = 0, i, r, c, o = 0
-    cdef int64_t t, last = 0
+    cdef Py_ssize_t size = 0, i, r, c, o = 0, n_r
+    cdef int64_t t, last = 0, bound
+    cdef const int64_t* run
     cdef bint have_last = False
     for r in range(k):
         cursor[r] = 0
@@ -148,8 +149,32 @@ cdef Py_ssize_t merge_heap(const int64_t** runs, const Py_ssize_t* lens, Py_ssiz
             o += 1
             last = t
             have_last = True
-        # else: an older run holds the same time; the newer one already went out.
-        c += 1
+            c += 1
+            # Copy the stretch of this run that lies strictly before every other run's head in
+            # one go, without touching the heap: segments written one after another cover
+            # successive time spans, so a compaction merge is mostly such stretches.
+            if size > 1:
+                bound = heap_t[1]
+                if size > 2 and heap_t[2] < bound:
+                    bound = heap_t[2]
+                run = runs[r]
+                n_r = lens[r]
+                while c < n_r and run[c] < bound:
+                    out_t[o] = run[c]; out_src[o] = <int32_t>r; out_pos[o] = c
+                    o += 1
+                    c += 1
+            else:
+                # The last run standing: the rest of it goes out as is.
+                run = runs[r]
+                n_r = lens[r]
+                while c < n_r:
+                    out_t[o] = run[c]; out_src[o] = <int32_t>r; out_pos[o] = c
+                    o += 1
+                    c += 1
+            last = out_t[o - 1]
+        else:
+            # An older run holds a time the newer one already emitted: it is shadowed.
+            c += 1
         cursor[r] = c
         if c < lens[r]:
             heap_t[0] = runs[r][c]
@@ -183,6 +208,21 @@ cdef Py_ssize_t upper_bound(const int64_t* a, Py_ssize_t lo, Py_ssize_t n, int64
     return lo
 
 
+cdef Py_ssize_t gallop_lower_bound(const int64_t* a, Py_ssize_t lo, Py_ssize_t n,
+                                   int64_t x) noexcept nogil:
+    # Probe lo, lo+1, lo+3, lo+7, ... until past x, then binary-search the last gap: the cost
+    # is O(log(answer - lo)), so many close searches (many small windows) cost O(n) in total
+    # and few far ones O(log n) each.
+    cdef Py_ssize_t step = 1, hi = lo
+    while hi < n and a[hi] < x:
+        lo = hi + 1
+        hi = lo + step
+        step <<= 1
+    if hi > n:
+        hi = n
+    return lower_bound(a, lo, hi, x)
+
+
 # ---------------------------------------------------------------------------------------------
 # Python entry points
 # ---------------------------------------------------------------------------------------------
@@ -193,6 +233,20 @@ cdef object _int64_column(object arr, str what):
     if a.ndim != 1:
         raise ValueError(f"{what} must be a 1-D int64 array, got shape {a.shape}")
     return a
+
+
+cdef object _trimmed(object arr, Py_ssize_t n):
+    """arr[:n], copied only when that frees at least half of arr.
+
+    Copying a large result into a fresh buffer costs more than the merge itself (the new pages
+    fault in one by one; see bench/bench_merge.py), while results are short-lived: pinning up to
+    2x their size for a moment is the cheaper side of the trade.
+    """
+    if n == arr.shape[0]:
+        return arr
+    if n < arr.shape[0] // 2:
+        return arr[:n].copy()
+    return arr[:n]
 
 
 def merge_runs(runs):
@@ -270,10 +324,7 @@ def merge_runs(runs):
                                        &out_t[0], &out_src[0], &out_pos[0])
     finally:
         free(ptrs); free(lens); free(heap_t); free(heap_r); free(cursor); free(live)
-    if n_out != total:
-        # Duplicates were dropped: copy so the result does not pin the larger buffers.
-        return out_t_arr[:n_out].copy(), out_src_arr[:n_out].copy(), out_pos_arr[:n_out].copy()
-    return out_t_arr, out_src_arr, out_pos_arr
+    return _trimmed(out_t_arr, n_out), _trimmed(out_src_arr, n_out), _trimmed(out_pos_arr, n_out)
 
 
 def gather_index(runs_lengths, src, pos):
@@ -343,9 +394,7 @@ def sort_dedup_last(times):
                     o += 1
             out[o] = order[n - 1]
             o += 1
-    if o != n:
-        return out_arr[:o].copy()
-    return out_arr
+    return _trimmed(out_arr, o)
 
 
 def tombstone_keep(times, ranges):
@@ -397,9 +446,7 @@ def tombstone_keep(times, ranges):
             out[o] = prev
             o += 1
             prev += 1
-    if o != n:
-        return out_arr[:o].copy()
-    return out_arr
+    return _trimmed(out_arr, o)
 
 
 def string_take(offsets, data, idx):
@@ -466,7 +513,7 @@ def window_bounds(times, int64_t start, int64_t every, Py_ssize_t nwin):
         for i in range(nwin + 1):
             if pos < n and chronos_window_edge(start, every, i, &edge) == 0:
                 # Edges increase, so each search starts where the previous one ended.
-                pos = lower_bound(&t[0], pos, n, edge)
+                pos = gallop_lower_bound(&t[0], pos, n, edge)
             else:
                 pos = n
             out[i] = pos
