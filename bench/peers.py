@@ -27,6 +27,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -386,9 +387,9 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             for p in (self.data_dir / "data").rglob("*") if p.is_file() and ".tsm" in p.name
         )
         wal_bytes = sum(p.stat().st_size for p in wal.rglob("*.wal")) if wal.exists() else 0
-        # A full compaction leaves no *.tsm.tmp files; a snapshot in flight leaves WAL bytes.
+        # A compaction in flight leaves *.tsm.tmp files; an unsnapshotted cache leaves WAL bytes.
         busy = any(name.endswith(".tmp") for name, _ in tsm_files)
-        return (wal_bytes == 0 and not busy and bool(tsm_files)), tuple(tsm_files)
+        return (wal_bytes == 0 and not busy), tuple(tsm_files)
 
     def flush_and_compact(self, timeout: float = 120.0) -> None:
         """Wait for the cold-shard snapshot (WAL empties) and full compaction (TSM set stable)."""
@@ -486,6 +487,12 @@ def _load_worker(host: str, port: int, path: str, worker: int, workers: int,
     conn = http.client.HTTPConnection(host, port, timeout=120)
     bodies = _LOAD_BODIES
     try:
+        try:
+            conn.connect()  # connect before the clock starts
+        except OSError as e:
+            results.put((worker, None, f"connect to {host}:{port}: {e}"))
+            barrier.abort()  # wakes the parent and the other workers with BrokenBarrierError
+            return
         barrier.wait()
         for i in range(worker, len(bodies), workers):
             conn.request("POST", path, body=bodies[i],
@@ -508,7 +515,8 @@ def load(peer_or_url, bodies: list[bytes], workers: int = 2, n_values: int | Non
     Worker w sends bodies w, w + workers, ... over one keep-alive connection, so the time order
     of the data set is roughly kept. ``peer_or_url`` is a Peer (its write_url("bench")) or a full
     write URL. Timing starts when every worker is connected and ready (fork cost excluded) and
-    ends when the last response arrives. Returns {"seconds", "values_per_s", "bodies", "bytes"};
+    ends when the last response arrives. A failed connect or any non-2xx answer raises PeerError.
+    Returns {"seconds", "values_per_s", "bodies", "bytes"};
     values_per_s is None unless ``n_values`` (the values in all bodies) is given.
     """
     if workers <= 0:
@@ -531,9 +539,16 @@ def load(peer_or_url, bodies: list[bytes], workers: int = 2, n_values: int | Non
     try:
         for p in procs:
             p.start()
-        barrier.wait(timeout=60)
-        t0 = time.monotonic()
         ends, errors = [], []
+        try:
+            barrier.wait(timeout=60)
+        except threading.BrokenBarrierError:
+            for p in procs:
+                p.join(timeout=10)
+            while not results.empty():
+                errors.append(results.get()[2] or "worker stopped before the start")
+            raise PeerError(f"load to {url} could not start: " + ("; ".join(errors) or "barrier broken"))
+        t0 = time.monotonic()
         for _ in procs:
             _w, end, err = results.get(timeout=3600)
             if err:

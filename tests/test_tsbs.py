@@ -187,6 +187,17 @@ def test_free_port_is_bindable():
         s.bind(("127.0.0.1", port))
 
 
+def test_load_to_a_closed_port_raises():
+    url = f"http://127.0.0.1:{peers.free_port()}/write?db=bench"  # nobody listens there
+    with pytest.raises(peers.PeerError, match="connect"):
+        peers.load(url, [b"cpu v=1 1"] * 4, workers=2)
+
+
+def test_load_rejects_non_http_urls():
+    with pytest.raises(ValueError):
+        peers.load("ftp://127.0.0.1/write", [b"x"])
+
+
 def test_tree_bytes_counts_allocated_blocks(tmp_path):
     (tmp_path / "dense").write_bytes(os.urandom(10_000))
     with open(tmp_path / "sparse", "wb") as f:
@@ -220,6 +231,11 @@ def test_victoriametrics_load_and_count():
         out = vm.query('sum(count_over_time({__name__="cpu_usage_user", db="bench"}[1h]))', time=end_s)
         assert float(out["data"]["result"][0]["value"][1]) == d.n_lines
         assert vm.cpu_seconds() > 0 and vm.peak_rss_bytes() > 2**20 and vm.disk_bytes() > 0
+        vm.flush_and_compact(timeout=60)
+        m = vm.metrics()
+        assert m["vm_active_merges"] == 0 and m["vm_pending_rows"] == 0
+        assert vm.disk_breakdown(3).get("data/small/2016_01", 0) > 0  # the month partition of 2016-01
+        assert vm.export_count('{__name__=~"cpu_.*"}') == d.n_values
         # A write to a path VM does not serve is an error the load reports, not a silent pass.
         with pytest.raises(peers.PeerError):
             peers.load(f"{vm.base_url}/no/such/path", bodies[:2], workers=1)
@@ -248,3 +264,11 @@ def test_influxdb_load_and_count():
         assert [db[0] for db in dbs] == ["bench"]
         with pytest.raises(peers.PeerError):
             influx.query("SELEC nonsense")
+        # Settled: the cold shard was snapshotted (WAL empty) and compacted into TSM files.
+        influx.flush_and_compact(timeout=60)
+        wal = influx.data_dir / "wal"
+        assert sum(p.stat().st_size for p in wal.rglob("*.wal")) == 0
+        tsm = list((influx.data_dir / "data" / "bench").rglob("*.tsm"))
+        assert tsm and sum(p.stat().st_size for p in tsm) > 0
+        out = influx.query("SELECT count(usage_idle) FROM cpu")
+        assert out["results"][0]["series"][0]["values"][0][1] == d.n_lines
