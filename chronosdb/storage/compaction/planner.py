@@ -7,8 +7,9 @@ asks again. docs/compaction.md explains the policy; in short:
 
 - **Leveled.** A cache snapshot writes a level-1 file. ``fan_in`` generation-adjacent files of
   the same level N (N < max_level) become one level N+1 file. Each merge touches few, similar-sized
-  files, so write amplification stays about one rewrite per level while the file count (and so
-  the number of files a read must open) grows only logarithmically.
+  files, so write amplification stays about one rewrite per level, while the file count (and so
+  the number of files a read must open) stays at most fan_in - 1 per level below the top plus
+  one top-level file per fan_in ** (max_level - 1) snapshots.
 - **Full.** A cold shard (the caller decides: no writes for a while) with more than one file is
   merged into a single top-level file: nothing new will arrive to amortise leaving it split, and
   one file is the cheapest to read. Pending tombstones also force a full compaction, even of a
