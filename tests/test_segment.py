@@ -183,6 +183,8 @@ def test_extreme_times_and_single_points(tmp_path):
         assert (r.min_time, r.max_time) == (I64.min, I64.max)
         assert np.array_equal(r.read(0, b"x")[0], times)
         assert np.array_equal(r.read(0, b"x", -1, 0)[1], [2, 3])
+        assert np.array_equal(r.read(0, b"x", -(2 ** 70), 2 ** 70)[0], times)  # bounds clamp
+        assert len(r.read(0, b"x", 5, 4)[0]) == 0
         assert r.read(2 ** 64 - 1, b"y")[1].tolist() == [0.5]
         assert r.series_ids().tolist() == [0, 2 ** 64 - 1]
         bt = r.blocks(0, b"x")

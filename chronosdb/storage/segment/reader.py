@@ -22,6 +22,8 @@ from chronosdb.model.fieldtype import FieldType
 from chronosdb.model.strings import StringArray
 from chronosdb.storage.segment import layout as L
 
+_I64_MIN, _I64_MAX = -(2 ** 63), 2 ** 63 - 1
+
 
 @dataclass
 class BlockTable:
@@ -250,8 +252,8 @@ class SegmentReader:
         ftype = FieldType(int(self._e_ftype[e]))
         a = int(self._e_first[e])
         b = a + int(self._e_nblocks[e])
-        lo = -(2 ** 63) if min_time is None else int(min_time)
-        hi = 2 ** 63 - 1 if max_time is None else int(max_time)
+        lo = _I64_MIN if min_time is None else max(int(min_time), _I64_MIN)
+        hi = _I64_MAX if max_time is None else min(int(max_time), _I64_MAX)
         if lo > hi:
             return np.zeros(0, dtype=np.int64), _empty_values(ftype)
         # Blocks are in time order and disjoint: the overlapping ones are one contiguous run.
