@@ -284,9 +284,9 @@ def _check_stats_against_numpy(r, sid, field, ftype, values):
         block = values[s:e]
         if ftype == FieldType.FLOAT:
             if np.isnan(block).any():
-                assert not bt.has_stats[i] and not bt.has_sum[i]
+                assert not bt.has_stats[i] and not bt.has_extremes[i]
                 continue
-            assert bt.has_stats[i] and bt.has_sum[i]
+            assert bt.has_stats[i] and bt.has_extremes[i]
             assert bt.min[i] == block.min() and bt.max[i] == block.max()
             assert bt.first[i] == block[0] and bt.last[i] == block[-1]
             # Float sums depend on summation order: compare within the rounding error bound of
@@ -299,12 +299,12 @@ def _check_stats_against_numpy(r, sid, field, ftype, values):
             elif np.isfinite(scale) and not np.isinf(block).any():
                 assert abs(bt.sum[i] - want) <= 4 * len(block) * np.finfo(float).eps * scale
         else:
-            assert bt.has_stats[i]
+            assert bt.has_extremes[i]
             ints = [int(x) for x in block]
             assert (bt.min[i], bt.max[i], bt.first[i], bt.last[i]) == (min(ints), max(ints), ints[0], ints[-1])
             total = sum(ints)
-            assert bt.has_sum[i] == (I64.min <= total <= I64.max)
-            if bt.has_sum[i]:
+            assert bt.has_stats[i] == (I64.min <= total <= I64.max)
+            if bt.has_stats[i]:
                 assert int(bt.sum[i]) == total
             assert bt.sum.dtype == np.int64
 
@@ -346,7 +346,10 @@ def test_decimal_stats_are_bit_exact_and_bool_string_have_none(tmp_path):
         assert bt.has_stats.all()
         assert bt.min.tolist() == [v[i:i + 1000].min() for i in (0, 1000, 2000)]
         assert bt.last.tolist() == [v[999], v[1999], v[2999]]
-        assert not r.blocks(1, b"b").has_stats.any()
+        assert np.array_equal(bt["min"], bt.min) and bt["has_stats"] is bt.has_stats
+        with pytest.raises(KeyError):
+            bt["ftype"]
+        assert not r.blocks(1, b"b").has_stats.any() and not r.blocks(1, b"b").has_extremes.any()
         assert not r.blocks(1, b"s").has_stats.any()
         assert r.read(1, b"b")[1].tolist() == (v > 20).astype(np.uint8).tolist()
 

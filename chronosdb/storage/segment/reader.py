@@ -29,9 +29,10 @@ _I64_MIN, _I64_MAX = -(2 ** 63), 2 ** 63 - 1
 class BlockTable:
     """The blocks of one series+field, in time order: one numpy array per column (views).
 
-    ``sum/min/max/first/last`` are float64 for float fields and int64 for integer fields; they
-    are meaningful only where ``has_stats`` (min/max/first/last) or ``has_sum`` (sum) is true.
-    Boolean and string blocks carry no statistics.
+    ``sum/min/max/first/last`` are float64 for float fields and int64 for integer fields. Where
+    ``has_stats`` is true all five are valid; where only ``has_extremes`` is, min/max/first/last
+    are (an integer block whose sum overflows int64). Boolean and string blocks carry none.
+    Columns are attributes; ``table["min_time"]`` works too, as for a numpy structured array.
     """
 
     ftype: FieldType
@@ -45,11 +46,19 @@ class BlockTable:
     max: np.ndarray
     first: np.ndarray
     last: np.ndarray
-    has_stats: np.ndarray  # bool
-    has_sum: np.ndarray    # bool
+    has_stats: np.ndarray     # bool: all five statistics valid
+    has_extremes: np.ndarray  # bool: min, max, first, last valid
 
     def __len__(self) -> int:
         return len(self.count)
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        if column not in _BLOCK_COLUMNS:
+            raise KeyError(column)
+        return getattr(self, column)
+
+
+_BLOCK_COLUMNS = frozenset(f for f in BlockTable.__dataclass_fields__ if f != "ftype")
 
 
 def _empty_values(ftype: FieldType):
@@ -122,8 +131,8 @@ class SegmentReader:
         self._b_max = ix.block_max_time
         self._b_count = ix.block_count
         kind = ix.block_kind
-        self._b_has_stats = kind != L.STATS_NONE
-        self._b_has_sum = (kind == L.STATS_INT) | (kind == L.STATS_FLOAT_RAW) | (kind == L.STATS_DECIMAL)
+        self._b_has_extremes = kind != L.STATS_NONE
+        self._b_has_stats = self._b_has_extremes & (kind != L.STATS_INT_NO_SUM)
         # Float statistics as float64 for every block: raw ones as stored, decimal ones divided
         # back by the same power-of-ten table the writer checked them with.
         decimal = kind == L.STATS_DECIMAL
@@ -188,7 +197,7 @@ class SegmentReader:
             min_time=self._b_min[a:b], max_time=self._b_max[a:b], count=self._b_count[a:b],
             sum=stats[L.STAT_SUM, a:b], min=stats[L.STAT_MIN, a:b], max=stats[L.STAT_MAX, a:b],
             first=stats[L.STAT_FIRST, a:b], last=stats[L.STAT_LAST, a:b],
-            has_stats=self._b_has_stats[a:b], has_sum=self._b_has_sum[a:b],
+            has_stats=self._b_has_stats[a:b], has_extremes=self._b_has_extremes[a:b],
         )
 
     # --- block decoding ------------------------------------------------------------------------
