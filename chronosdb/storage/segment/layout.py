@@ -299,13 +299,10 @@ def encode_index(ix: IndexColumns, file_min_time: int) -> bytes:
     gap //= _U64(scale)
     span //= _U64(scale)
 
-    # Entry offsets relative to where the previous entry's blocks ended.
-    ends = np.zeros(n_entries, dtype=np.int64)
-    if n_entries:
-        sizes_per_entry = np.add.reduceat(ix.block_size, first) if n_blocks else np.zeros(n_entries, np.int64)
-        ends = ix.entry_offset + sizes_per_entry
+    # Entry offsets relative to where the previous entry's blocks ended (every entry has a block).
     expected = np.empty(n_entries, dtype=np.int64)
     if n_entries:
+        ends = ix.entry_offset + np.add.reduceat(ix.block_size, first)
         expected[0] = HEADER_SIZE
         expected[1:] = ends[:-1]
     series_delta = np.diff(ix.entry_series, prepend=_U64(0)) if n_entries else ix.entry_series
