@@ -413,3 +413,20 @@ def test_closed_index_refuses_writes(d):
     ix.close()
     with pytest.raises(ValueError, match="closed"):
         ix.ids_for_keys([b"m,t=1"])
+
+
+def test_fields_recorded_before_the_first_series_survive_compaction(d):
+    with SeriesIndex(d) as ix:
+        ix.add_fields(b"cpu", [(b"v", FieldType.STRING)])
+        ix.compact()
+        assert ix.measurements() == [] and ix.match(b"cpu", None) == BitMap64()
+        ids = ix.ids_for_keys([b"cpu,h=a"])
+    with SeriesIndex(d) as ix:
+        assert ix.field_types(b"cpu") == {b"v": {FieldType.STRING}}
+        assert ix.measurements() == [b"cpu"]
+        assert ix.drop_measurement(b"cpu") == ids.tolist()
+        ix.add_fields(b"gone", [(b"v", FieldType.FLOAT)])
+        assert ix.drop_measurement(b"gone") == []
+        assert ix.field_types(b"gone") == {} and ix.field_types(b"cpu") == {}
+    with SeriesIndex(d) as ix:
+        assert ix.field_types(b"gone") == {} and ix.field_types(b"cpu") == {}

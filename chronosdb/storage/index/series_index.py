@@ -333,7 +333,7 @@ class SeriesIndex:
 
     # --- applying changes (shared by live calls and log replay) --------------------------------
 
-    def _apply_added(self, sid: int, key: bytes, meas: bytes, tags) -> None:
+    def _apply_added(self, sid: int, key: bytes, meas: bytes, tags, hashed: int | None = None) -> None:
         local = self._n
         if local > MAX_LOCAL:
             raise OverflowError(f"series index {self.directory} is full ({MAX_LOCAL + 1} series)")
@@ -345,7 +345,7 @@ class SeriesIndex:
         self._n += 1
         self._live += 1
         self._recent[sid] = local
-        if sid != key_hash(key):
+        if sid != (key_hash(key) if hashed is None else hashed):
             self._probed[key] = sid
         m = self._meas.get(meas)
         if m is None:
@@ -558,8 +558,8 @@ class SeriesIndex:
         measurements = []
         for name in sorted(self._meas):
             m = self._meas[name]
-            if not m.all:
-                continue  # fields without series: nothing to keep (dropping the series drops them)
+            # A measurement may have fields and no series yet (add_fields before ids_for_keys):
+            # keep it, or a compaction between the two calls would lose the fields.
             if new_local is None:
                 all_ids = m.all
             else:
@@ -622,7 +622,7 @@ class SeriesIndex:
                 if h in seen:
                     taken[i] = True
                 seen.add(h)
-        assigned = hlist
+        assigned = list(hlist)
         if taken.any():
             # Collision (or the reserved hash 0): probe upwards from the hash to the next id that
             # no live series and no earlier key of this batch holds. Deterministic, and the chosen
@@ -635,8 +635,8 @@ class SeriesIndex:
                 batch_ids.add(sid)
                 assigned[i] = sid
         self._append(self._rec_added(list(zip(assigned, new_keys))))
-        for sid, key, (meas, tags) in zip(assigned, new_keys, parsed):
-            self._apply_added(sid, key, meas, tags)
+        for sid, h, key, (meas, tags) in zip(assigned, hlist, new_keys, parsed):
+            self._apply_added(sid, key, meas, tags, h)
             for i in missing[key]:
                 out[i] = sid
         self._maybe_rebuild_lookup()
@@ -712,18 +712,24 @@ class SeriesIndex:
         if isinstance(expr, TagNotEquals):
             return m.all - self._eval(m, TagEquals(expr.key, expr.value))
         if isinstance(expr, TagRegex):
-            col = m.columns.get(expr.key)
-            out = col.select(expr.value_matches) if col is not None else BitMap()
-            if expr.value_matches(b""):  # a missing tag reads as ""
-                out |= (m.all - col.has()) if col is not None else m.all
-            return out
+            return self._eval_regex(m, expr)
         if isinstance(expr, TagNotRegex):
-            return m.all - self._eval(m, TagRegex(expr.key, expr.pattern))
+            return m.all - self._eval_regex(m, expr)
         if isinstance(expr, And):
             return self._eval(m, expr.left) & self._eval(m, expr.right)
         if isinstance(expr, Or):
             return self._eval(m, expr.left) | self._eval(m, expr.right)
         raise TypeError(f"not a tag expression: {expr!r}")
+
+    @staticmethod
+    def _eval_regex(m: _Measurement, expr) -> BitMap:
+        """Series whose value of ``expr.key`` (b"" when absent) the pattern finds a match in;
+        the pattern runs once per distinct value."""
+        col = m.columns.get(expr.key)
+        out = col.select(expr.value_matches) if col is not None else BitMap()
+        if expr.value_matches(b""):
+            out |= (m.all - col.has()) if col is not None else m.all
+        return out
 
     def add_fields(self, measurement: bytes, fields: list[tuple[bytes, FieldType]]) -> None:
         """Record field types of a measurement; idempotent (only new (field, type) pairs are
