@@ -430,3 +430,31 @@ def test_fields_recorded_before_the_first_series_survive_compaction(d):
         assert ix.field_types(b"gone") == {} and ix.field_types(b"cpu") == {}
     with SeriesIndex(d) as ix:
         assert ix.field_types(b"gone") == {} and ix.field_types(b"cpu") == {}
+
+
+def test_tag_key_disappears_with_its_last_series(d):
+    with SeriesIndex(d) as ix:
+        ids = ix.ids_for_keys([b"cpu,h=a,r=1", b"cpu,h=b", b"cpu,h=c,z=2"]).tolist()
+        ix.compact()  # z's posting is now frozen; r's is dropped from the log after reopen
+        ix.drop_series([ids[2]])
+        assert ix.tag_keys(b"cpu") == [b"h", b"r"]
+    with SeriesIndex(d) as ix:
+        ix.drop_series([ids[0]])
+        assert ix.tag_keys(b"cpu") == [b"h"] and ix.tag_values(b"cpu", b"r") == []
+        assert set(ix.match(b"cpu", TagEquals(b"r", b""))) == {ids[1]}
+    with SeriesIndex(d) as ix:
+        assert ix.tag_keys(b"cpu") == [b"h"]
+
+
+def test_dropped_probed_key_is_gone_and_comes_back_with_a_fresh_probe(d, monkeypatch):
+    monkeypatch.setattr(si_mod, "key_hash", lambda key: 100)
+    with SeriesIndex(d) as ix:
+        ids = ix.ids_for_keys([b"m,h=a", b"m,h=b", b"m,h=c"]).tolist()
+        assert ids == [100, 101, 102]
+        ix.drop_series([101])
+        assert ix.ids_for_keys([b"m,h=b"], create=False).tolist() == [0]
+        assert ix.key_of(101) is None
+        assert ix.ids_for_keys([b"m,h=b"]).tolist() == [101]  # first free id after 100
+        ix.drop_series([100, 101])
+    with SeriesIndex(d) as ix:
+        assert ix.ids_for_keys([b"m,h=a", b"m,h=b", b"m,h=c"], create=False).tolist() == [0, 0, 102]
