@@ -45,7 +45,7 @@ MAX_LOCAL = (1 << 32) - 1  # local ids are 32-bit: at most ~4.29e9 series per da
 # Rebuild the sorted id copy when the recent dict outgrows this, or a quarter of the sorted copy:
 # amortised O(log n) sorts per series, and the dict stays small next to the arrays.
 RECENT_MERGE_MIN = 65536
-DEFAULT_AUTO_COMPACT_BYTES = 64 << 20  # replaying 64 MiB of log takes about as long as a compaction
+DEFAULT_AUTO_COMPACT_BYTES = 32 << 20  # ~190k TSBS series: replaying that much log takes ~1.5 s
 
 # log record types (first payload byte)
 REC_SERIES_ADDED = 1
@@ -431,6 +431,7 @@ class SeriesIndex:
             if kind == REC_SERIES_ADDED:
                 count = _U32.unpack_from(payload, 1)[0]
                 off = 5
+                entries = []
                 for _ in range(count):
                     sid, klen = _ADDED_ENTRY.unpack_from(payload, off)
                     off += _ADDED_ENTRY.size
@@ -440,7 +441,11 @@ class SeriesIndex:
                     off += klen
                     if sid == 0:
                         raise bad("series record with the reserved id 0")
-                    local = self._local_of(sid)
+                    entries.append((sid, key))
+                # The ids of one record are distinct (assigned together), so one vectorised
+                # lookup up front sees the same state as looking each up in turn.
+                locs = self._locals_of(np.fromiter((e[0] for e in entries), dtype=np.uint64, count=len(entries)))
+                for (sid, key), local in zip(entries, locs.tolist()):
                     if local >= 0:
                         if self._key_at(local) == key:
                             continue  # already applied
