@@ -185,7 +185,29 @@ class TagColumn:
     def has(self) -> BitMap:
         """Every local id with this tag key (shared: do not mutate)."""
         if self._has is None:
-            self._has = self.select(lambda v: True)
+            out = BitMap()
+            fz = self.frozen
+            if len(fz):  # one numpy pass over the posting words, not a call per value
+                post = fz.post
+                out |= BitMap(post[post >= 0].astype(np.uint32))
+                for i in np.flatnonzero(post < 0).tolist():
+                    out |= fz.posting(i)
+                # A series has one value per tag key, so the frozen locals of values overridden
+                # in ``extra`` can be taken out wholesale, and extra's postings put in.
+                for v in self.extra:
+                    i = fz.find(v)
+                    if i >= 0:
+                        p = fz.posting(i)
+                        if isinstance(p, int):
+                            out.discard(p)
+                        else:
+                            out -= p
+            for p in self.extra.values():
+                if isinstance(p, int):
+                    out.add(p)
+                elif p is not None:
+                    out |= p
+            self._has = out
         return self._has
 
     def merged_items(self):
