@@ -84,8 +84,8 @@ cdef enum:
     STRING_LZ4 = 0x41
 
 cdef enum:
-    # Largest column a decoder accepts. Segment blocks hold <= 1000 points and WAL batches are
-    # split well below this; the cap bounds what a corrupt count can make a decoder allocate.
+    # Largest column an encoder or decoder accepts (segment blocks hold <= 1000 points; a caller
+    # with more values splits them). It bounds what a corrupt count can make a decoder allocate.
     MAX_COUNT = 16777216
     # Largest decimal scale: 10**15 is still an exact float64, so m / 10**e is one correctly
     # rounded division.
