@@ -23,8 +23,10 @@ CYCLES = int(os.environ.get("CHRONOSDB_SOAK_CYCLES", "20"))
 
 
 def run_writer_and_kill(data_dir: str, first: int, rng: random.Random) -> tuple[set[int], int]:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "crash_writer.py"),
-                             data_dir, str(first), "2"], stdout=subprocess.PIPE, text=True)
+                             data_dir, str(first), "2"], stdout=subprocess.PIPE, text=True, env=env)
     acked: set[int] = set()
     ready = threading.Event()
 
@@ -37,7 +39,10 @@ def run_writer_and_kill(data_dir: str, first: int, rng: random.Random) -> tuple[
 
     th = threading.Thread(target=reader, daemon=True)
     th.start()
-    assert ready.wait(60), "writer did not start"
+    deadline = time.monotonic() + 60
+    while not ready.wait(0.05):
+        assert proc.poll() is None, f"writer exited with {proc.returncode} before it was ready"
+        assert time.monotonic() < deadline, "writer did not start"
     time.sleep(rng.uniform(0.05, 0.8))
     os.kill(proc.pid, signal.SIGKILL)  # our own child, by PID
     proc.wait()
