@@ -484,3 +484,18 @@ def test_parse_releases_nothing_per_point():
     assert dtypes == [np.float64, np.int64, np.uint8, "str"]
     assert res.batch.columns[3].values.offsets.tolist() == [0, 1, 3]
     assert not math.isnan(res.batch.columns[0].values.sum())
+
+
+def test_differential_many_series_and_columns():
+    """Thousands of distinct keys (the intern tables grow and rehash) and field orders that
+    change from line to line (the per-position column cache misses)."""
+    rng = np.random.default_rng(99)
+    out = []
+    for i in range(4000):
+        h = int(rng.integers(0, 3000))
+        fields = [f"f{int(k)}={int(k)}i" for k in rng.choice(300, size=int(rng.integers(1, 6)), replace=False)]
+        out.append(f"m,z=z{h % 7},host=h{h} {','.join(fields)} {i}")
+    body = ("\n".join(out)).encode()
+    res = both(body)
+    assert res.n_lines == 4000 and not res.errors
+    assert len(res.batch.keys) == len({line.split(" ")[0] for line in out})
