@@ -1,10 +1,23 @@
-"""The ``chronosdb`` command line."""
+"""The ``chronosdb`` command line.
+
+    chronosdb serve [--data-dir DIR] [--http HOST:PORT] [--udp HOST:PORT=DATABASE ...]
+                    [--no-auth] [--wal-fsync always|batch|none] [--config FILE]
+    chronosdb write --db DB [FILE|-]          line protocol to a server, with progress
+    chronosdb keys create|list|revoke ...     API key management
+    chronosdb version
+
+Client commands talk to ``--host`` (default http://127.0.0.1:8086) with the key from ``--key``,
+``$CHRONOSDB_KEY``, or ``<data-dir>/admin.key`` (default data dir ./chronosdb-data).
+"""
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 
 import chronosdb
+from chronosdb.cli.client import CliClient, CliError
 
 
 def _cmd_version(args) -> int:
@@ -12,17 +25,118 @@ def _cmd_version(args) -> int:
     return 0
 
 
+def _cmd_serve(args) -> int:
+    from chronosdb.server.app import run
+    from chronosdb.server.config import ConfigError, ServerConfig
+
+    try:
+        cfg = ServerConfig.from_sources(args, args.config)
+    except ConfigError as e:
+        print(f"chronosdb serve: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=os.environ.get("CHRONOSDB_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    return run(cfg)
+
+
+def _client(args) -> CliClient:
+    return CliClient.from_args(args.host, args.key, args.data_dir)
+
+
+def _cmd_write(args) -> int:
+    client = _client(args)
+    src = sys.stdin.buffer if args.file in (None, "-") else open(args.file, "rb")
+    try:
+        total = os.fstat(src.fileno()).st_size if src is not sys.stdin.buffer else 0
+        client.write_stream(src, args.db, args.rp, args.precision, args.batch_lines, total,
+                            progress=not args.quiet)
+    finally:
+        if src is not sys.stdin.buffer:
+            src.close()
+    return 0
+
+
+def _cmd_keys(args) -> int:
+    client = _client(args)
+    if args.keys_command == "create":
+        body = {"admin": True} if args.admin else {"database": args.db, "scope": args.scope}
+        if args.description:
+            body["description"] = args.description
+        if not args.admin and not args.db:
+            raise CliError("keys create: --db is required (or --admin)")
+        doc = client.request_json("POST", "/api/keys", body)
+        print(f"id:    {doc['id']}\nscope: {doc['scope']} on {doc['database'] or '(all databases)'}\n"
+              f"key:   {doc['key']}\n(the key is shown only now; store it)")
+    elif args.keys_command == "list":
+        path = "/api/keys" + (f"?database={args.db}" if args.db else "")
+        doc = client.request_json("GET", path)
+        print(f"{'ID':14s} {'SCOPE':10s} {'DATABASE':20s} DESCRIPTION")
+        for k in doc["keys"]:
+            print(f"{k['id']:14s} {k['scope']:10s} {(k['database'] or '*'):20s} {k['description']}")
+    elif args.keys_command == "revoke":
+        client.request("DELETE", f"/api/keys/{args.id}")
+        print(f"revoked {args.id}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chronosdb", description="ChronosDB time-series database")
     sub = p.add_subparsers(dest="command", required=True)
+
     v = sub.add_parser("version", help="print the version")
     v.set_defaults(func=_cmd_version)
+
+    s = sub.add_parser("serve", help="run the server")
+    s.add_argument("--data-dir", default=None, help="data directory (default ./chronosdb-data)")
+    s.add_argument("--http", default=None, metavar="HOST:PORT", help="HTTP listen address (default 127.0.0.1:8086)")
+    s.add_argument("--udp", action="append", default=[], metavar="HOST:PORT=DATABASE",
+                   help="UDP line-protocol listener into DATABASE (repeatable)")
+    s.add_argument("--no-auth", action="store_true", help="accept every request without a key (development)")
+    s.add_argument("--wal-fsync", choices=("always", "batch", "none"), default=None,
+                   help="when a write is acknowledged: after fsync (always, default), or sooner")
+    s.add_argument("--config", default=None, metavar="FILE", help="TOML file with the same settings")
+    s.set_defaults(func=_cmd_serve)
+
+    def client_flags(sp):
+        sp.add_argument("--host", default=os.environ.get("CHRONOSDB_HOST", "http://127.0.0.1:8086"))
+        sp.add_argument("--key", default=os.environ.get("CHRONOSDB_KEY"), help="API key (default: <data-dir>/admin.key)")
+        sp.add_argument("--data-dir", default="./chronosdb-data", help="where to find admin.key")
+
+    w = sub.add_parser("write", help="write a line-protocol file to a server")
+    client_flags(w)
+    w.add_argument("--db", required=True)
+    w.add_argument("--rp", default=None)
+    w.add_argument("--precision", default="ns", choices=("ns", "u", "ms", "s", "m", "h"))
+    w.add_argument("--batch-lines", type=int, default=5000)
+    w.add_argument("--quiet", action="store_true", help="no progress bar")
+    w.add_argument("file", nargs="?", default="-", help="line-protocol file, or - for stdin")
+    w.set_defaults(func=_cmd_write)
+
+    k = sub.add_parser("keys", help="manage API keys (admin key needed)")
+    client_flags(k)
+    ks = k.add_subparsers(dest="keys_command", required=True)
+    kc = ks.add_parser("create", help="create a key; prints it once")
+    kc.add_argument("--db", default=None)
+    kc.add_argument("--scope", choices=("read", "write", "readwrite"), default="readwrite")
+    kc.add_argument("--admin", action="store_true", help="create another admin key")
+    kc.add_argument("--description", default="")
+    kl = ks.add_parser("list", help="list keys (never the keys themselves)")
+    kl.add_argument("--db", default=None)
+    kr = ks.add_parser("revoke", help="revoke a key by id")
+    kr.add_argument("id")
+    k.set_defaults(func=_cmd_keys)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except CliError as e:
+        print(f"chronosdb {args.command}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""The server: the only layer with sockets. ``app.Server`` is its composition root."""

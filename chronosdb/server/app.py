@@ -1,0 +1,161 @@
+"""The server's composition root: builds the engine, keys, metrics, HTTP and UDP, and runs them.
+
+``Server`` owns the asyncio side. Blocking work (line-protocol parsing, engine writes, queries)
+goes to a thread pool through ``run_blocking``; the Cython kernels release the GIL, so the event
+loop keeps serving other connections meanwhile.
+
+Shutdown (SIGTERM/SIGINT): stop accepting, answer the requests already received, flush (close
+the engine: WAL closed, background work stopped), exit 0.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from chronosdb.auth import ADMIN_KEY_FILE, KEYS_FILE, Authorizer, KeyStore
+from chronosdb.model.errors import ChronosError
+from chronosdb.server.config import ServerConfig
+from chronosdb.server.handlers.keys import handle_keys
+from chronosdb.server.handlers.query import handle_query
+from chronosdb.server.handlers.status import handle_health, handle_metrics, handle_ping
+from chronosdb.server.handlers.write import handle_write
+from chronosdb.server.http.messages import HttpError, Response
+from chronosdb.server.http.protocol import HttpProtocol
+from chronosdb.server.metrics import Metrics
+from chronosdb.server.udp import UdpListener
+from chronosdb.storage.engine import Engine, EngineOptions
+from chronosdb.storage.shard import ShardOptions
+
+log = logging.getLogger("chronosdb.server")
+
+
+ROUTES = {
+    "/write": handle_write,
+    "/query": handle_query,
+    "/ping": handle_ping,
+    "/health": handle_health,
+    "/metrics": handle_metrics,
+}
+
+
+class Server:
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.stopping = False
+        self.connections: set[HttpProtocol] = set()
+        self.inflight = 0
+        self.metrics = Metrics()
+        os.makedirs(config.data_dir, exist_ok=True)
+        self.engine = Engine(config.data_dir, EngineOptions(shard=ShardOptions(wal_fsync=config.wal_fsync)))
+        self.metrics.engine = self.engine
+        self.keys = KeyStore(os.path.join(config.data_dir, KEYS_FILE))
+        self.admin_key_path = os.path.join(config.data_dir, ADMIN_KEY_FILE)
+        self.new_admin_key = self.keys.ensure_admin_key(self.admin_key_path)
+        self.authorizer = Authorizer(self.keys, enabled=config.auth)
+        self.pool = ThreadPoolExecutor(config.workers, thread_name_prefix="chronosdb-worker")
+        self._http_server = None
+        self._udp_transports = []
+        self._stop_event: asyncio.Event | None = None
+        self.http_address: tuple[str, int] | None = None
+
+    # -- used by the handlers --------------------------------------------------------------
+    def authenticate(self, req):
+        return self.authorizer.authenticate(req.headers, req.params)
+
+    async def run_blocking(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    def on_keys_changed(self) -> None:
+        """Hook for revocations: open streams of revoked keys close (streaming comes later)."""
+
+    async def router(self, req) -> Response:
+        handler = ROUTES.get(req.path)
+        if handler is None and (req.path == "/api/keys" or req.path.startswith("/api/keys/")):
+            handler = handle_keys
+        if handler is None:
+            return Response.error(404, f"not found: {req.path}")
+        self.inflight += 1
+        try:
+            return await handler(self, req)
+        except (ChronosError, HttpError) as e:
+            resp = Response.error(e.status, e.message)
+            challenge = getattr(e, "challenge", None)
+            if e.status == 401 and challenge:
+                resp.headers.append(("WWW-Authenticate", challenge))
+            return resp
+        finally:
+            self.inflight -= 1
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        cfg = self.config
+        self._http_server = await loop.create_server(lambda: HttpProtocol(self), cfg.http_host,
+                                                     cfg.http_port, reuse_address=True, backlog=1024)
+        sock = self._http_server.sockets[0].getsockname()
+        self.http_address = (sock[0], sock[1])
+        log.info("http listening on %s:%d (auth %s, wal-fsync %s, data dir %s)", sock[0], sock[1],
+                 "on" if cfg.auth else "off", cfg.wal_fsync, os.path.abspath(cfg.data_dir))
+        for host, port, db in cfg.udp:
+            self.engine.create_database(db)
+            transport, _proto = await loop.create_datagram_endpoint(
+                lambda db=db: UdpListener(self, db), local_addr=(host, port))
+            self._udp_transports.append(transport)
+            log.info("udp listening on %s:%d into database %s", host, port, db)
+
+    async def serve_until_stopped(self) -> None:
+        self._stop_event = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop_event.set)
+        await self._stop_event.wait()
+        await self.shutdown()
+
+    def request_stop(self) -> None:
+        if self._stop_event is not None:
+            self._stop_event.set()
+
+    async def shutdown(self, grace: float = 30.0) -> None:
+        log.info("shutting down: no new connections, finishing %d in-flight request(s)", self.inflight)
+        self.stopping = True
+        if self._http_server is not None:
+            self._http_server.close()
+        for t in self._udp_transports:
+            t.close()
+        for u in list(UdpListener.instances):
+            await u.flush_now()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.inflight and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for c in list(self.connections):
+            if c.transport is not None and c.queue.empty():
+                c.transport.close()
+        await loop.run_in_executor(None, self.pool.shutdown, True)
+        await loop.run_in_executor(None, self.engine.close)
+        log.info("stopped")
+
+
+def run(config: ServerConfig) -> int:
+    """Run the server in the foreground until SIGTERM/SIGINT. Returns the exit code."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # the pure asyncio loop works too, slower
+        pass
+
+    async def main():
+        server = Server(config)
+        if server.new_admin_key:
+            # Shown once, on first start; the file keeps it for the CLI (mode 0600).
+            print(f"ChronosDB admin key (shown once; also stored in {server.admin_key_path}):\n"
+                  f"  {server.new_admin_key}", flush=True)
+        await server.start()
+        await server.serve_until_stopped()
+
+    asyncio.run(main())
+    return 0

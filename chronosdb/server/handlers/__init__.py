@@ -1,0 +1,1 @@
+"""Endpoint handlers: each takes the server and a Request and returns a Response."""

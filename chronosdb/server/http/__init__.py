@@ -1,0 +1,1 @@
+"""HTTP/1.1 over asyncio: httptools parses, our protocol handles framing, limits and routing."""

@@ -1,0 +1,276 @@
+"""HTTP/1.1 server protocol: httptools (llhttp) parses, this class frames and forwards.
+
+One ``HttpProtocol`` per connection. It only turns bytes into ``Request`` values and
+``Response`` values into bytes; what a request means is the router's business.
+
+* Keep-alive and pipelining: requests are queued in arrival order and answered in that order by
+  one task per connection. When too many are queued, reading pauses (backpressure).
+* Bodies: ``Content-Length`` and chunked bodies (httptools de-chunks), capped at
+  ``max_body_bytes`` (413 and close when exceeded, without buffering the rest).
+  ``Content-Encoding: gzip`` is inflated by the router's handlers with the same cap.
+* Slow or stalled clients: headers must complete within ``header_timeout`` and the body within
+  ``body_timeout`` of the request's start (408 and close); idle keep-alive connections are
+  closed after ``keepalive_timeout``.
+* ``Expect: 100-continue`` gets its interim response before the body is read.
+* Writing: when the transport's buffer is full (``pause_writing``) the connection waits for
+  ``resume_writing`` before it writes the next response.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from email.utils import formatdate
+
+import httptools
+
+from chronosdb.server.http.messages import REASONS, VERSION_HEADER, HttpError, Request, Response
+
+log = logging.getLogger("chronosdb.http")
+
+MAX_PIPELINED = 16          # queued requests per connection before reading pauses
+MAX_HEADER_BYTES = 64 << 10 # all header lines of one request together
+LINGER_SECONDS = 5.0        # how long a refused client may keep sending before we close
+
+
+class HttpProtocol(asyncio.Protocol):
+    def __init__(self, server):
+        self.server = server          # gives: config, router (async callable), metrics, tracker
+        self.cfg = server.config
+        self.transport = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.worker: asyncio.Task | None = None
+        self.closing = False
+        self.paused_reading = False
+        self.can_write = asyncio.Event()
+        self.can_write.set()
+        self.remote = ""
+        # state of the request being parsed
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._header_bytes = 0
+        self._last_header_name = b""
+        self._body = []
+        self._body_len = 0
+        self._started = 0.0
+        self._in_message = False
+        self._rejected = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._callback_error: HttpError | None = None
+
+    # -- connection lifecycle --------------------------------------------------------------
+    def connection_made(self, transport):
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.remote = f"{peer[0]}:{peer[1]}" if peer else ""
+        self.server.connections.add(self)
+        self.worker = asyncio.get_running_loop().create_task(self._serve())
+        self._arm_idle_timer()
+
+    def connection_lost(self, exc):
+        self.closing = True
+        self.server.connections.discard(self)
+        self._cancel_timer()
+        self.can_write.set()
+        if self.worker is not None:
+            self.queue.put_nowait(None)
+
+    def pause_writing(self):
+        self.can_write.clear()
+
+    def resume_writing(self):
+        self.can_write.set()
+
+    def data_received(self, data: bytes):
+        if self.closing or self._rejected:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._reject(HttpError(400, "protocol upgrade is not supported here"))
+        except HttpError as e:
+            self._reject(e)
+        except httptools.HttpParserError as e:
+            # httptools wraps exceptions raised in callbacks; ours was kept in _callback_error.
+            err, self._callback_error = self._callback_error, None
+            self._reject(err or HttpError(400, f"malformed HTTP request: {e}"))
+
+    def _fail(self, status: int, message: str):
+        """Raise from inside an httptools callback, remembering the error for data_received."""
+        self._callback_error = HttpError(status, message)
+        raise self._callback_error
+
+    # -- httptools callbacks ---------------------------------------------------------------
+    def on_message_begin(self):
+        self._in_message = True
+        self._url = b""
+        self._headers = {}
+        self._header_bytes = 0
+        self._body = []
+        self._body_len = 0
+        self._started = time.monotonic()
+        self._arm_request_timer(self.cfg.header_timeout, "request headers")
+
+    def on_url(self, url: bytes):
+        self._url += url
+        if len(self._url) > MAX_HEADER_BYTES:
+            self._fail(414, "request URL too long")
+
+    def on_header(self, name: bytes, value: bytes):
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > MAX_HEADER_BYTES:
+            self._fail(400, "request headers too large")
+        try:
+            key = name.decode("latin-1").lower()
+            val = value.decode("latin-1")
+        except UnicodeDecodeError:
+            self._fail(400, "request header is not latin-1")
+        if key in self._headers:
+            self._headers[key] += ", " + val
+        else:
+            self._headers[key] = val
+
+    def on_headers_complete(self):
+        self._arm_request_timer(self.cfg.body_timeout, "request body")
+        cl = self._headers.get("content-length")
+        if cl is not None and cl.isdigit() and int(cl) > self.cfg.max_body_bytes:
+            self._fail(413, f"request body too large: {cl} bytes, limit is {self.cfg.max_body_bytes}")
+        if self._headers.get("expect", "").lower() == "100-continue":
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes):
+        self._body_len += len(body)
+        if self._body_len > self.cfg.max_body_bytes:
+            self._fail(413, f"request body too large: over {self.cfg.max_body_bytes} bytes")
+        self._body.append(body)
+
+    def on_message_complete(self):
+        self._in_message = False
+        self._cancel_timer()
+        url = httptools.parse_url(self._url)
+        req = Request(
+            method=self.parser.get_method().decode("ascii", "replace"),
+            path=(url.path or b"/").decode("utf-8", "replace"),
+            query_string=(url.query or b"").decode("latin-1"),
+            headers=self._headers,
+            body=b"".join(self._body),
+            remote=self.remote,
+            keep_alive=self.parser.should_keep_alive(),
+        )
+        self.queue.put_nowait(req)
+        if self.queue.qsize() >= MAX_PIPELINED and not self.paused_reading:
+            self.paused_reading = True
+            self.transport.pause_reading()
+
+    # -- timers ----------------------------------------------------------------------------
+    def _cancel_timer(self):
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm_request_timer(self, seconds: float, what: str):
+        self._cancel_timer()
+        loop = asyncio.get_running_loop()
+        deadline = self._started + seconds
+        self._timer = loop.call_at(loop.time() + max(0.0, deadline - time.monotonic()),
+                                   self._timed_out, what)
+
+    def _arm_idle_timer(self):
+        self._cancel_timer()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self.cfg.keepalive_timeout, self._idle_timeout)
+
+    def _timed_out(self, what: str):
+        self._timer = None
+        self.server.metrics.inc("http_request_timeouts_total")
+        self._reject(HttpError(408, f"{what} not received in time"))
+
+    def _idle_timeout(self):
+        self._timer = None
+        if not self._in_message and self.queue.empty() and self.transport is not None:
+            self.transport.close()
+
+    # -- answering -------------------------------------------------------------------------
+    def _reject(self, err: HttpError):
+        """A framing-level error: answer once (after queued answers) and close."""
+        if self._rejected:
+            return
+        self._rejected = True
+        self._cancel_timer()
+        self.server.metrics.inc("http_requests_rejected_total", status=str(err.status))
+        self.queue.put_nowait(err)
+
+    async def _serve(self):
+        while True:
+            item = await self.queue.get()
+            if item is None:
+                return
+            if self.paused_reading and self.queue.qsize() < MAX_PIPELINED // 2 and not self.closing:
+                self.paused_reading = False
+                self.transport.resume_reading()
+            if isinstance(item, HttpError):
+                await self._send(Response.error(item.status, item.message), keep_alive=False)
+                return
+            t0 = time.perf_counter()
+            try:
+                resp = await self.server.router(item)
+            except HttpError as e:
+                resp = Response.error(e.status, e.message)
+            except Exception:  # a bug: answer 500, log it, keep serving others
+                log.exception("unhandled error serving %s %s", item.method, item.path)
+                resp = Response.error(500, "internal error")
+            self.server.metrics.observe_request(item.path, resp.status, time.perf_counter() - t0)
+            keep = item.keep_alive and not self.closing and not self.server.stopping
+            await self._send(resp, keep_alive=keep)
+            if not keep:
+                return
+            if self.queue.empty() and not self._in_message:
+                self._arm_idle_timer()
+
+    async def _send(self, resp: Response, keep_alive: bool):
+        if self.closing:
+            return
+        await self.can_write.wait()
+        if self.closing:
+            return
+        head = [f"HTTP/1.1 {resp.status} {REASONS.get(resp.status, 'Status')}",
+                f"X-Influxdb-Version: {VERSION_HEADER}",
+                "X-Influxdb-Build: OSS",
+                f"Date: {formatdate(usegmt=True)}"]
+        if resp.content_type:
+            head.append(f"Content-Type: {resp.content_type}")
+        for k, v in resp.headers:
+            head.append(f"{k}: {v}")
+        if not keep_alive:
+            head.append("Connection: close")
+        if resp.stream is not None:
+            head.append("Transfer-Encoding: chunked")
+            self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+            try:
+                async for chunk in resp.stream:
+                    if self.closing:
+                        break
+                    if chunk:
+                        self.transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        await self.can_write.wait()
+            finally:
+                aclose = getattr(resp.stream, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            if not self.closing:
+                self.transport.write(b"0\r\n\r\n")
+        else:
+            if resp.status != 204 and resp.status != 304:
+                head.append(f"Content-Length: {len(resp.body)}")
+            self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + resp.body)
+        if not keep_alive and not self.closing:
+            self.closing = True
+            if self._rejected and self.transport.can_write_eof():
+                # Lingering close: the client may still be sending the body we refused (e.g. a
+                # 413). Closing now would reset the connection before it reads our answer, so
+                # half-close, discard what still arrives, and close a little later.
+                self.transport.write_eof()
+                asyncio.get_running_loop().call_later(LINGER_SECONDS, self.transport.close)
+            else:
+                self.transport.close()
