@@ -558,3 +558,30 @@ def test_default_parse_uses_cache_transparently():
     q = "SELECT mean(v) FROM cpu WHERE time > now() - {n}h GROUP BY time(1m)"
     for n in (1, 2, 3, 24):
         assert parse(q.format(n=n)) == parse_uncached(q.format(n=n))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=__import__("datetime").datetime(1, 1, 1), max_value=__import__("datetime").datetime(9999, 12, 31)),
+       st.sampled_from(["Z", "+02:00", "-05:30", ""]), st.booleans())
+def test_parse_time_matches_datetime(dt, off, space):
+    """The integer date arithmetic in parse_time against the standard library."""
+    from datetime import datetime, timedelta, timezone
+    text = dt.strftime("%Y-%m-%d") if dt.year >= 1000 else f"{dt.year:04d}" + dt.strftime("-%m-%d")
+    text += (" " if space else "T") + dt.strftime("%H:%M:%S") + (f".{dt.microsecond:06d}" if dt.microsecond else "") + off
+    tz = timezone.utc if off in ("Z", "") else timezone(
+        (1 if off[0] == "+" else -1) * timedelta(hours=int(off[1:3]), minutes=int(off[4:6])))
+    aware = dt.replace(tzinfo=tz)
+    want = (aware - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1) * 1000
+    if -2**63 <= want < 2**63:
+        assert parse_time(text) == want
+    else:
+        with pytest.raises(ValueError, match="out of range"):
+            parse_time(text)
+
+
+def test_parse_time_rejects_impossible_dates():
+    for bad in ["2016-02-30", "2015-02-29T00:00:00Z", "2016-13-01", "2016-01-01T24:00:00Z", "2016-01-01T00:60:00Z",
+                "2016-1-1", "2016-01-01Z"]:
+        with pytest.raises(ValueError):
+            parse_time(bad)
+    assert parse_time("2016-02-29") == parse_time("2016-03-01") - 86400 * 10**9

@@ -42,15 +42,14 @@ from .grammar import (
 MAX_TEXT_LENGTH = 16 * 1024  # dashboards' queries are well under 2 KiB; longer ones are one-offs
 DEFAULT_MAXSIZE = 1024  # distinct shapes kept; a busy Grafana server shows a few hundred
 
-# Group numbers double as token kinds. A number glued to a word or dot (host_1, a.5) is part of
-# that word, not a literal.
+# One capturing group around the whole alternation, so ``split`` interleaves text and tokens. A
+# number glued to a word, dot or ``$`` (host_1, a.5) is part of that word, not a literal. Quoted
+# identifiers are matched only so that nothing inside them is lifted; they stay in the key.
 _TOKENS = re.compile(
-    "(" + QUOTED_IDENT_PATTERN + ")"
-    "|(" + STRING_PATTERN + ")"
-    r"|(?<![\w.$])(?:(" + DURATION_PATTERN + ")|(" + FLOAT_PATTERN + ")|(" + INTEGER_PATTERN + "))"
+    "(" + QUOTED_IDENT_PATTERN + "|" + STRING_PATTERN
+    + r"|(?<![\w.$])(?:" + DURATION_PATTERN + "|" + FLOAT_PATTERN + "|" + INTEGER_PATTERN + "))"
 )
-_STRING, _DURATION, _FLOAT, _INTEGER = 2, 3, 4, 5
-_MARKERS = {_STRING: "\0s", _DURATION: "\0d", _FLOAT: "\0f", _INTEGER: "\0i"}
+_STRING, _DURATION, _FLOAT, _INTEGER = "s", "d", "f", "i"
 # Which node classes a token of each kind may legitimately become, and how to rebuild one.
 _MAKERS = {
     (_STRING, ast.StringLiteral): make_string,
@@ -61,24 +60,30 @@ _MAKERS = {
 }
 
 
+def _kind(token: str) -> str:
+    if token[0] == "'":
+        return _STRING
+    if not token[-1].isdigit() and token[-1] != ".":
+        return _DURATION
+    return _FLOAT if "." in token else _INTEGER
+
+
 def shape_of(text: str):
-    """``(key, kinds, offsets, raws)``: the text with literals replaced by kind markers, and the
-    lifted literals in order."""
-    parts, kinds, offsets, raws = [], [], [], []
-    pos = 0
-    for m in _TOKENS.finditer(text):
-        kind = m.lastindex
-        if kind == 1:
-            continue
-        start, end = m.span()
-        parts.append(text[pos:start])
-        parts.append(_MARKERS[kind])
-        kinds.append(kind)
-        offsets.append(start)
-        raws.append(m.group(kind))
-        pos = end
-    parts.append(text[pos:])
-    return "".join(parts), kinds, offsets, raws
+    """``(key, raws)``: the text with each literal replaced by NUL + a kind letter, and the
+    lifted literals' raw text in order. One C-level regex pass plus a loop over the tokens."""
+    parts = _TOKENS.split(text)
+    raws = []
+    for i in range(1, len(parts), 2):
+        tok = parts[i]
+        if tok[0] != '"':
+            raws.append(tok)
+            parts[i] = "\0" + _kind(tok)
+    return "".join(parts), raws
+
+
+def literal_offsets(text: str) -> list:
+    """``[(kind, offset)]`` of the literals ``shape_of`` lifts, in the same order (misses only)."""
+    return [(_kind(m.group()), m.start()) for m in _TOKENS.finditer(text) if m.group()[0] != '"']
 
 
 class _Rebind(Exception):
@@ -132,7 +137,7 @@ def _walk_ids(node, out: set) -> None:
 class _Template:
     __slots__ = ("build", "makers", "fixed")
 
-    def __init__(self, statements, kinds, offsets, raws, sites):
+    def __init__(self, statements, text, raws, sites):
         in_tree: set = set()
         _walk_ids(statements, in_tree)
         by_offset = {}
@@ -140,7 +145,7 @@ class _Template:
             if key in in_tree:
                 by_offset.setdefault(loc, []).append((raw, node))
         slot_of, makers, fixed = {}, [], []
-        for i, (kind, loc, raw) in enumerate(zip(kinds, offsets, raws)):
+        for i, ((kind, loc), raw) in enumerate(zip(literal_offsets(text), raws)):
             cands = by_offset.get(loc, ())
             maker = None
             if len(cands) == 1 and cands[0][0] == raw:
@@ -211,7 +216,7 @@ class StatementCache:
         if len(text) > MAX_TEXT_LENGTH or "\0" in text:
             self.misses += 1
             return parse_recording(text)[0]
-        key, kinds, offsets, raws = shape_of(text)
+        key, raws = shape_of(text)
         entry = self._get(key)
         if entry is not None:
             try:
@@ -229,7 +234,7 @@ class StatementCache:
                 return statements
         self.misses += 1
         statements, sites = parse_recording(text)
-        self._put(key, _Template(statements, kinds, offsets, raws, sites))
+        self._put(key, _Template(statements, text, raws, sites))
         return statements
 
 
