@@ -353,6 +353,8 @@ ERRORS = [
     ("DROP SERIES", "found EOF, expected FROM, WHERE at line 1, char 12"),
     ("SELECT * FROM m LIMIT x", "found x, expected integer at line 1, char 23"),
     ("CREATE RETENTION POLICY rp ON db REPLICATION 1", "found REPLICATION, expected DURATION at line 1, char 34"),
+    ("GRANT READ TO bob", "found TO, expected ON at line 1, char 12"),
+    ("CREATE DATABASE db WITH foo", "found foo, expected DURATION, REPLICATION, SHARD, NAME at line 1, char 25"),
     ("SELECT * FROM m fill(maybe)", "found maybe, expected null, none, previous, linear, number at line 1, char 22"),
 ]
 
@@ -585,3 +587,37 @@ def test_parse_time_rejects_impossible_dates():
         with pytest.raises(ValueError):
             parse_time(bad)
     assert parse_time("2016-02-29") == parse_time("2016-03-01") - 86400 * 10**9
+
+
+_VARIANTS = {
+    "i": st.integers(0, 10**20).map(str),
+    "f": st.builds(lambda a, b: f"{a}.{b}", st.integers(0, 10**6), st.integers(0, 999)),
+    "d": st.builds(lambda n, u: f"{n}{u}", st.integers(0, 10**6), st.sampled_from(["ns", "u", "µ", "ms", "s", "m", "h", "d", "w"])),
+    "s": st.sampled_from(["'2016-01-01T00:00:00Z'", "'2020-02-29 12:00:00.5'", "'2016-01-01'", "'abc'", "'x\\'y'",
+                          "''", "'bad\\q'", "'2016-02-30'", "'9999-12-31T23:59:59Z'"]),
+}
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(SELECTS.map(str), st.sampled_from(CORPUS)), st.data())
+def test_cache_rebinding_any_literal_equals_cold_parse(text, data):
+    """Take a query, then texts of the same shape with every lifted literal replaced by another
+    of its kind (including values a cold parse rejects): the cache answers exactly as a cold parse."""
+    from chronosdb.query.influxql.cache import _TOKENS, _kind
+    cache = StatementCache(4)
+    cache.parse(text)
+    parts = _TOKENS.split(text)
+    for _ in range(3):
+        variant = list(parts)
+        for i in range(1, len(variant), 2):
+            if variant[i][0] != '"':
+                variant[i] = data.draw(_VARIANTS[_kind(variant[i])])
+        v = "".join(variant)
+        try:
+            want = parse_uncached(v)
+        except ParseError as e:
+            with pytest.raises(ParseError) as ei:
+                cache.parse(v)
+            assert str(ei.value) == str(e)
+        else:
+            assert cache.parse(v) == want, v

@@ -547,7 +547,8 @@ def _create_database(s, loc, t):
     has_with = "with" in t
     opts = [_g(t, "dur"), _g(t, "repl"), _g(t, "sdur"), _g(t, "rpname")]
     if has_with and all(o is None for o in opts):
-        raise pp.ParseFatalException(s, loc, "found EOF, expected DURATION, REPLICATION, SHARD, NAME")
+        after_with = s.upper().find("WITH", loc) + len("WITH")
+        raise pp.ParseFatalException(s, after_with, "Expected DURATION, REPLICATION, SHARD, NAME")
     return ast.CreateDatabase(_g(t, "name"), *opts)
 
 
@@ -643,12 +644,12 @@ privilege = (K("READ") | K("WRITE") | K("ALL")).set_name("READ, WRITE, ALL")
 
 
 def _grant(cls, to_word):
-    def action(s, loc, t):
-        if "db" not in t and _g(t, "priv") != "ALL":
-            raise pp.ParseFatalException(s, loc, f"Expected ON")
-        return cls(_g(t, "priv"), _g(t, "user"), _g(t, "db"))
-    return (privilege("priv") + pp.Opt(S("PRIVILEGES")) + pp.Opt(on_db("db"))
-            - S(to_word) - ident("user")).set_parse_action(action)
+    # "ALL [PRIVILEGES] TO user" (the admin grant) is tried first; any other form needs ON db.
+    admin = (Suppress(K("ALL")) + pp.Opt(S("PRIVILEGES")) + S(to_word) - ident).set_parse_action(
+        lambda t: cls("ALL", t[0]))
+    on_database = (privilege + pp.Opt(S("PRIVILEGES")) - on_db - S(to_word) - ident).set_parse_action(
+        lambda t: cls(t[0], t[2], t[1]))
+    return admin | on_database
 
 
 grant_stmt = S("GRANT") - _grant(ast.Grant, "TO")
