@@ -28,4 +28,4 @@ def parse_statement(text: str):
 
 
 __all__ = ["parse", "parse_statement", "parse_uncached", "ParseError", "StatementCache",
-           "default_cache", "ast"]
+           "default_cache", "ast", *ast.__all__]

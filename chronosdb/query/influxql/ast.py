@@ -807,3 +807,9 @@ class Revoke(Statement):
 def render(statements) -> str:
     """A list of statements as one query text."""
     return "; ".join(str(s) for s in statements)
+
+
+__all__ = sorted(
+    [n for n, v in list(globals().items()) if isinstance(v, type) and v.__module__ == __name__]
+    + ["Literal", "Source", "KEYWORDS", "PRECEDENCE", "COMPARISON_OPS", "CARDINALITY_KINDS",
+       "quote_ident", "quote_string", "quote_regex", "render"])
