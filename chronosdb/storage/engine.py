@@ -66,11 +66,15 @@ class Engine:
         self.counters = {"values_written": 0, "values_dropped": 0, "snapshots": 0,
                          "compactions": 0, "shards_dropped": 0}
         self._open_all()
-        self._thread = None
+        self._threads: list[threading.Thread] = []
         if self.options.background:
-            self._thread = threading.Thread(target=self._maintain, name="chronosdb-maintenance",
-                                            daemon=True)
-            self._thread.start()
+            # Snapshots get a thread of their own: a compaction can take seconds, and a cache
+            # that waits for it grows past its limit (seen as RSS spikes under ingest).
+            for target, name in ((self._snapshotter, "chronosdb-snapshot"),
+                                 (self._maintain, "chronosdb-compaction")):
+                t = threading.Thread(target=target, name=name, daemon=True)
+                t.start()
+                self._threads.append(t)
 
     # -- opening -----------------------------------------------------------------------------
     def _open_all(self) -> None:
@@ -328,22 +332,30 @@ class Engine:
                         dropped += 1
         return dropped
 
-    def _maintain(self) -> None:
-        last_retention = 0.0
+    def _snapshotter(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self.options.maintenance_interval)
             self._wake.clear()
             if self._stop.is_set():
                 break
             try:
-                self.maintenance_pass()
+                self.snapshot_pass()
+            except Exception:  # keep snapshotting the other shards; the error is in the log
+                log.exception("snapshot pass failed")
+
+    def _maintain(self) -> None:
+        last_retention = 0.0
+        while not self._stop.wait(self.options.maintenance_interval):
+            try:
+                self.compaction_pass()
                 if time.monotonic() - last_retention > 60:
                     self.enforce_retention()
                     last_retention = time.monotonic()
             except Exception:  # keep maintaining the other shards; the error is in the log
                 log.exception("maintenance pass failed")
 
-    def maintenance_pass(self) -> None:
+    def snapshot_pass(self) -> None:
+        """Snapshot every shard whose cache is over its limit or has gone cold."""
         o = self.options.shard
         for s in list(self._shards.values()):
             if self._stop.is_set():
@@ -352,8 +364,17 @@ class Engine:
             if s.cache.nbytes >= o.cache_snapshot_bytes or (
                     s.cache.entries and idle > o.snapshot_cold_seconds):
                 self._snapshot(s)
-            ran = s.compact()
-            self.counters["compactions"] += ran
+
+    def compaction_pass(self) -> None:
+        for s in list(self._shards.values()):
+            if self._stop.is_set():
+                return
+            self.counters["compactions"] += s.compact()
+
+    def maintenance_pass(self) -> None:
+        """One snapshot pass and one compaction pass (what the background threads do)."""
+        self.snapshot_pass()
+        self.compaction_pass()
 
     # -- introspection and lifecycle ---------------------------------------------------------
     def stats(self) -> dict:
@@ -370,8 +391,8 @@ class Engine:
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
+        for t in self._threads:
+            t.join()
         with self._lock:
             for s in self._shards.values():
                 s.close()

@@ -51,11 +51,16 @@ log = logging.getLogger("chronosdb.shard")
 class ShardOptions:
     wal_fsync: str = "always"
     wal_segment_bytes: int = 64 << 20
-    # Snapshot the cache to a segment file once it holds this much. 32 MiB keeps a TSBS-sized
-    # load to a handful of level-1 files while bounding memory per shard.
-    cache_snapshot_bytes: int = 32 << 20
-    # Writers wait (back-pressure) while the cache holds more than this and a snapshot runs.
-    cache_max_bytes: int = 256 << 20
+    # Snapshot the cache to a segment file once it holds this much (12 MiB ~ 750k values).
+    # Under HTTP ingest the snapshot thread competes for the GIL with the request workers, and
+    # RSS grows by about twice what the cache accounts (frozen copy, per-chunk numpy objects,
+    # in-flight request buffers). Measured with bench/bench_ingest.py, 2 clients, TSBS data:
+    # 32/256 MiB limits peaked at 207-228 MiB RSS; 16/48 at 213-221; 12/32 at 178-189 MiB with
+    # 3.2-3.5M values/s; 8/24 at 164-176 MiB but only 2.5M values/s.
+    cache_snapshot_bytes: int = 12 << 20
+    # Writers wait (back-pressure) while the live cache holds more than this, i.e. when
+    # snapshots cannot keep up, instead of letting memory grow.
+    cache_max_bytes: int = 32 << 20
     # Seconds without writes after which a shard snapshots its cache / fully compacts its files.
     snapshot_cold_seconds: float = 30.0
     compact_cold_seconds: float = 300.0
