@@ -271,3 +271,34 @@ def test_views_are_stable_while_compaction_runs(engine):
         t, v = views[0].scan(sid, b"value")  # the pinned, replaced files still read fine
         assert len(t) == 400 and v[-1] == 3.0
     assert len(read(engine, "db", K1)[0]) == 400
+
+
+def _du(path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            total += os.stat(os.path.join(root, f)).st_blocks * 512
+    return total
+
+
+def test_deleting_half_the_time_range_halves_the_data_dir(tmp_path):
+    """The issue's claim: delete half of every series' time range, compact: ~half the bytes."""
+    e = Engine(str(tmp_path / "d"), opts())
+    try:
+        e.create_database("db")
+        rng = np.random.default_rng(5)
+        n, series = 20_000, 20
+        times = T0 + np.arange(n, dtype=np.int64) * 10 * SEC
+        for s in range(series):
+            key = make_key("cpu", {"host": f"h{s}"})
+            vals = np.round(np.clip(50 + np.cumsum(rng.normal(0, 1, n)), 0, 100), 2)
+            e.write("db", float_batch([key] * n, times, vals))
+        e.compact_all(full=True)
+        before = _du(e.data_dir)
+        e.delete("db", [b"cpu"], None, int(times[0]), int(times[n // 2 - 1]))
+        e.compact_all(full=True)
+        after = _du(e.data_dir)
+        assert 0.35 < after / before < 0.65, (before, after)
+        assert len(read(e, "db", make_key("cpu", {"host": "h3"}))[0]) == n - n // 2
+    finally:
+        e.close()
