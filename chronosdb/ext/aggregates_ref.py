@@ -1,0 +1,164 @@
+"""Plain-Python twins of the kernels in aggregates.pyx: same names, same answers, slow and obvious.
+
+Tests run both on the same seeded inputs; see aggregates.pyx for each kernel's contract.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+_MASK = (1 << 64) - 1
+
+
+def _wrap(x: int) -> int:
+    x &= _MASK
+    return x - (1 << 64) if x >= 1 << 63 else x
+
+
+def _is_float(values) -> bool:
+    return np.asarray(values).dtype == np.float64
+
+
+def window_sum(values, bounds):
+    values = np.asarray(values)
+    nwin = len(bounds) - 1
+    if _is_float(values):
+        out = np.zeros(nwin, dtype=np.float64)
+        for w in range(nwin):
+            s = 0.0
+            for i in range(bounds[w], bounds[w + 1]):
+                s += float(values[i])
+            out[w] = s
+        return out
+    out = np.zeros(nwin, dtype=np.int64)
+    for w in range(nwin):
+        out[w] = _wrap(sum(int(values[i]) for i in range(bounds[w], bounds[w + 1])))
+    return out
+
+
+def window_select(values, bounds, want_max):
+    values = np.asarray(values)
+    out = np.full(len(bounds) - 1, -1, dtype=np.int64)
+    for w in range(len(bounds) - 1):
+        rows = [i for i in range(bounds[w], bounds[w + 1])]
+        if not rows:
+            continue
+        real = [i for i in rows if not (_is_float(values) and math.isnan(values[i]))]
+        if not real:
+            out[w] = rows[0]
+            continue
+        key = (lambda i: (-values[i], i)) if want_max else (lambda i: (values[i], i))
+        out[w] = min(real, key=key)
+    return out
+
+
+def window_moments(values, bounds):
+    nwin = len(bounds) - 1
+    mean, m2 = np.zeros(nwin), np.zeros(nwin)
+    for w in range(nwin):
+        mu, s, k = 0.0, 0.0, 0
+        for i in range(bounds[w], bounds[w + 1]):
+            x = float(values[i])
+            k += 1
+            d = x - mu
+            mu += d / k
+            s += d * (x - mu)
+        mean[w], m2[w] = mu, s
+    return mean, m2
+
+
+def window_integral(times, values, bounds, unit):
+    if unit <= 0:
+        raise ValueError(f"integral unit must be > 0 ns, got {unit}")
+    out = np.zeros(len(bounds) - 1)
+    for w in range(len(bounds) - 1):
+        acc = 0.0
+        for i in range(bounds[w] + 1, bounds[w + 1]):
+            acc += 0.5 * (float(values[i]) + float(values[i - 1])) * (float(times[i] - times[i - 1]) / unit)
+        out[w] = acc
+    return out
+
+
+def group_mode(values, times, bounds):
+    out = np.full(len(bounds) - 1, -1, dtype=np.int64)
+    for w in range(len(bounds) - 1):
+        lo, hi = bounds[w], bounds[w + 1]
+        if lo == hi:
+            continue
+        best, most_freq, curr_freq = lo, 0, 0
+        most_time = curr_time = times[lo]
+        for i in range(lo, hi):
+            if i > lo and values[i] != values[i - 1]:
+                curr_freq, curr_time = 1, times[i]
+                continue
+            curr_freq += 1
+            if most_freq > curr_freq or (most_freq == curr_freq and curr_time > most_time):
+                continue
+            most_freq, best, most_time = curr_freq, i, times[i]
+        out[w] = best
+    return out
+
+
+def derivative(times, values, unit):
+    if unit <= 0:
+        raise ValueError(f"derivative unit must be > 0 ns, got {unit}")
+    return np.array([(float(values[i]) - float(values[i - 1])) / (float(times[i] - times[i - 1]) / unit)
+                     for i in range(1, len(times))], dtype=np.float64)
+
+
+def difference(values):
+    values = np.asarray(values)
+    if _is_float(values):
+        return np.array([values[i] - values[i - 1] for i in range(1, len(values))], dtype=np.float64)
+    return np.array([_wrap(int(values[i]) - int(values[i - 1])) for i in range(1, len(values))], dtype=np.int64)
+
+
+def moving_average(values, window):
+    if window < 2:
+        raise ValueError(f"moving_average window must be greater than 1, got {window}")
+    out, s = [], 0.0
+    for i in range(len(values)):
+        s += float(values[i])
+        if i >= window:
+            s -= float(values[i - window])
+        if i >= window - 1:
+            out.append(s / window)
+    return np.array(out, dtype=np.float64)
+
+
+def cumulative_sum(values):
+    values = np.asarray(values)
+    out, fs, us = [], 0.0, 0
+    for v in values:
+        if _is_float(values):
+            fs += float(v)
+            out.append(fs)
+        else:
+            us = _wrap(us + int(v))
+            out.append(us)
+    return np.array(out, dtype=np.float64 if _is_float(values) else np.int64)
+
+
+def elapsed(times, unit):
+    if unit <= 0:
+        raise ValueError(f"elapsed unit must be > 0 ns, got {unit}")
+    # Go's integer division truncates toward zero; times are increasing so differences are >= 0.
+    return np.array([int(times[i] - times[i - 1]) // unit for i in range(1, len(times))], dtype=np.int64)
+
+
+def strings_to_fixed(offsets, data):
+    vals = [bytes(data[offsets[i]:offsets[i + 1]]) for i in range(len(offsets) - 1)]
+    w = max([len(v) for v in vals] + [1])
+    return np.array(vals, dtype=f"S{w}")
+
+
+def sample_keys(times, seed):
+    out = np.empty(len(times), dtype=np.uint64)
+    for i, t in enumerate(times):
+        z = ((int(t) & _MASK) ^ seed) & _MASK
+        z = (z + 0x9E3779B97F4A7C15) & _MASK
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+        out[i] = z ^ (z >> 31)
+    return out
