@@ -48,8 +48,11 @@ def window_select(values, bounds, want_max):
         if not real:
             out[w] = rows[0]
             continue
-        key = (lambda i: (-values[i], i)) if want_max else (lambda i: (values[i], i))
-        out[w] = min(real, key=key)
+        best = real[0]
+        for i in real[1:]:
+            if (values[i] > values[best]) if want_max else (values[i] < values[best]):
+                best = i  # strict comparison: ties keep the earliest row
+        out[w] = best
     return out
 
 
