@@ -441,14 +441,14 @@ def _p_num(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _p_eval(e, tags: dict, point: dict):
+def _p_eval(e, tags: dict, point: dict, order_strings: bool = False):
     """One point: returns a Python value, or None for null. The plain reading of the rules."""
     if isinstance(e, ast.BinaryExpr):
         if e.op in ("AND", "OR"):
-            a = _p_eval(e.lhs, tags, point) is True
-            b = _p_eval(e.rhs, tags, point) is True
+            a = _p_eval(e.lhs, tags, point, order_strings) is True
+            b = _p_eval(e.rhs, tags, point, order_strings) is True
             return (a and b) if e.op == "AND" else (a or b)
-        a, b = _p_eval(e.lhs, tags, point), _p_eval(e.rhs, tags, point)
+        a, b = _p_eval(e.lhs, tags, point, order_strings), _p_eval(e.rhs, tags, point, order_strings)
         if e.op in _REGEX_OPS:
             if isinstance(a, re.Pattern):
                 a, b = b, a
@@ -463,7 +463,7 @@ def _p_eval(e, tags: dict, point: dict):
                 return _CMP[e.op](a, b)
             if isinstance(a, bool) and isinstance(b, bool) and e.op in _EQ_OPS:
                 return _CMP[e.op](a, b)
-            if isinstance(a, str) and isinstance(b, str) and e.op in _EQ_OPS:
+            if isinstance(a, str) and isinstance(b, str) and (e.op in _EQ_OPS or order_strings):
                 return _CMP[e.op](a, b)
             return False
         if a is None or b is None:
@@ -493,7 +493,7 @@ def _p_eval(e, tags: dict, point: dict):
             return tags.get(e.name, "")
         return None
     if isinstance(e, ast.UnaryExpr):
-        v = _p_eval(e.expr, tags, point)
+        v = _p_eval(e.expr, tags, point, order_strings)
         return -v if _p_num(v) else None
     if isinstance(e, (ast.IntegerLiteral, ast.NumberLiteral, ast.StringLiteral, ast.BooleanLiteral)):
         return e.value
@@ -506,9 +506,13 @@ def _p_eval(e, tags: dict, point: dict):
     return None
 
 
-def eval_point(expr: Optional[ast.Expr], tag_values: dict, point: dict) -> bool:
+def eval_point(expr: Optional[ast.Expr], tag_values: dict, point: dict, *,
+               order_strings: bool = False) -> bool:
     """``eval_residual`` for one point: ``point`` maps field name -> Python value (float, int,
-    bool, str) or None when the field has no value at this point."""
+    bool, str) or None when the field has no value at this point.
+
+    ``order_strings`` lets ``<``/``>`` compare strings (bytewise on UTF-8, as Go compares), which
+    InfluxDB 1.6.7 does when it matches series for a DELETE, though not in SELECT."""
     if expr is None:
         return True
-    return _p_eval(expr, tag_values, point) is True
+    return _p_eval(expr, tag_values, point, order_strings) is True
