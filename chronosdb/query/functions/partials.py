@@ -15,7 +15,7 @@ State per family (arrays of nwin unless said otherwise):
   "pool the candidates and keep the best per window", with one ordering per function:
   min: value asc, time asc; max: value desc, time asc; first: time asc, value desc;
   last: time desc, value desc. NaN sorts after every number in both min and max.
-- integral: area inside the window + (time, value) of its first and last point.
+- integral: one row per (window, piece): area inside the piece + its first and last point.
 - median/percentile/mode/distinct/count_distinct: exact rows (window, value, time), capped at
   ``EXACT_VALUE_CAP`` rows (distinct keeps one row per value and window, with its first time).
 - top/bottom/sample: at most N rows per window.
@@ -482,9 +482,13 @@ class LastPartial(SelectorPartial):
 # ---------------------------------------------------------------------------------------------
 
 class IntegralPartial(Partial):
+    """State: one row per (window, piece) -- a piece being the points one add_points call saw in
+    that window -- with the area inside it and its first and last point. Pieces are only joined
+    at finalize (sorted by time, each linked to the next by a trapezoid), so merges commute and
+    associate even when pieces arrive out of time order."""
     name = "integral"
     allowed_types = NUMERIC
-    _fields = ("area", "t0", "v0", "t1", "v1", "has")
+    _fields = ("win", "area", "t0", "v0", "t1", "v1")
 
     def _check_args(self):
         unit = self.args[0] if self.args else 1_000_000_000
@@ -493,28 +497,13 @@ class IntegralPartial(Partial):
         self.unit = unit
 
     def _init_state(self):
-        n = self.nwin
-        self.area = np.zeros(n)
-        self.t0, self.t1 = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
-        self.v0, self.v1 = np.zeros(n), np.zeros(n)
-        self.has = np.zeros(n, dtype=bool)
+        self.win = np.zeros(0, dtype=np.int64)
+        self.t0, self.t1 = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        self.area, self.v0, self.v1 = np.zeros(0), np.zeros(0), np.zeros(0)
 
-    def _fold(self, w, area, t0, v0, t1, v1):
-        """Join pieces of the same windows: the earlier piece's last point links to the later's first."""
-        old = self.has[w]
-        # Which piece comes first in time; pieces of one series never overlap.
-        a_first = ~old | (self.t0[w] <= t0)
-        at0 = np.where(a_first, self.t0[w], t0); av0 = np.where(a_first, self.v0[w], v0)
-        at1 = np.where(a_first, self.t1[w], t1); av1 = np.where(a_first, self.v1[w], v1)
-        bt0 = np.where(a_first, t0, self.t0[w]); bv0 = np.where(a_first, v0, self.v0[w])
-        bt1 = np.where(a_first, t1, self.t1[w]); bv1 = np.where(a_first, v1, self.v1[w])
-        gap = np.maximum(bt0 - at1, 0).astype(np.float64) / self.unit
-        link = np.where(old, 0.5 * (av1 + bv0) * gap, 0.0)
-        self.area[w] = np.where(old, self.area[w], 0.0) + area + link
-        self.t0[w] = np.where(old, at0, t0); self.v0[w] = np.where(old, av0, v0)
-        self.t1[w] = np.where(old, np.maximum(bt1, at1), t1)
-        self.v1[w] = np.where(old, np.where(bt1 >= at1, bv1, av1), v1)
-        self.has[w] = True
+    def _append(self, *cols):
+        for f, c in zip(self._fields, cols):
+            setattr(self, f, np.concatenate([getattr(self, f), c]))
 
     def add_points(self, times, values, bounds):
         times, values, bounds = self._slice(times, values, bounds)
@@ -522,31 +511,48 @@ class IntegralPartial(Partial):
         w = np.flatnonzero(np.diff(bounds) > 0)
         lo, hi = bounds[w], bounds[w + 1] - 1
         fv = values.astype(np.float64)
-        self._fold(w, area[w], times[lo], fv[lo], times[hi], fv[hi])
+        self._append(w, area[w], times[lo], fv[lo], times[hi], fv[hi])
 
     def merge(self, other):
         self._same(other)
-        w = np.flatnonzero(other.has)
-        self._fold(w, other.area[w], other.t0[w], other.v0[w], other.t1[w], other.v1[w])
+        self._append(other.win, other.area, other.t0, other.v0, other.t1, other.v1)
+
+    def _joined(self):
+        """Per window: area (pieces linked in time order), first and last point, has."""
+        n = self.nwin
+        order = np.lexsort((self.t0, self.win))
+        w, t0, v0, t1, v1 = (a[order] for a in (self.win, self.t0, self.v0, self.t1, self.v1))
+        area = self.area[order].copy()
+        same = w[1:] == w[:-1]
+        link = 0.5 * (v1[:-1] + v0[1:]) * (np.maximum(t0[1:] - t1[:-1], 0) / self.unit)
+        area[1:] += np.where(same, link, 0.0)
+        total = np.bincount(w, weights=area, minlength=n) if len(w) else np.zeros(n)
+        has = np.bincount(w, minlength=n) > 0 if len(w) else np.zeros(n, dtype=bool)
+        first = np.ones(len(w), dtype=bool); first[1:] = ~same
+        last = np.ones(len(w), dtype=bool); last[:-1] = ~same
+        ft, fv, lt, lv = np.zeros(n, np.int64), np.zeros(n), np.zeros(n, np.int64), np.zeros(n)
+        ft[w[first]], fv[w[first]] = t0[first], v0[first]
+        lt[w[last]], lv[w[last]] = t1[last], v1[last]
+        return total, ft, fv, lt, lv, has
 
     def finalize(self, grid: tuple | None = None):
         """Per-window areas. With ``grid=(start, every)`` (GROUP BY time) the area between two
         non-empty windows is split at the earlier window's end, the value there interpolated on
         the line joining the two points, as InfluxDB 1.x does (the stretch over empty windows in
         between goes to the later window). Without it each window stands alone."""
-        area = self.area.copy()
+        area, t0, v0, t1, v1, has = self._joined()
         if grid is not None and self.nwin > 1:
             start, every = grid
-            w = np.flatnonzero(self.has)
+            w = np.flatnonzero(has)
             if len(w) > 1:
                 a, b = w[:-1], w[1:]
                 end = start + (a + 1) * every
-                tl, vl, tf, vf = self.t1[a], self.v1[a], self.t0[b], self.v0[b]
+                tl, vl, tf, vf = t1[a], v1[a], t0[b], v0[b]
                 span = (tf - tl).astype(np.float64)
                 ve = vl + (vf - vl) * ((end - tl) / np.where(span > 0, span, 1))
                 area[a] += 0.5 * (vl + ve) * ((end - tl) / self.unit)
                 area[b] += 0.5 * (ve + vf) * (np.maximum(tf - end, 0) / self.unit)
-        return Finalized(area, self.has.copy(), None, F)
+        return Finalized(area, has, None, F)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -635,6 +641,11 @@ class ModePartial(RowsPartial):
     name = "mode"
 
     def finalize(self):
+        if self.ftype == B:
+            # InfluxDB 1.6.7 counts booleans apart: true wins unless false is strictly more frequent.
+            trues = np.bincount(self.win, weights=self.vals, minlength=self.nwin)
+            total = np.bincount(self.win, minlength=self.nwin)
+            return Finalized((trues >= total - trues).astype(np.uint8), total > 0, None, B)
         order, key, gb = self._sorted()
         pick = K.group_mode(np.ascontiguousarray(key), np.ascontiguousarray(self.times[order]), gb)
         valid = pick >= 0
