@@ -248,34 +248,70 @@ _NULL = _Val("null", None)
 
 
 class _StrCol:
-    """A string field as a fixed-width numpy bytes array: every value is padded to the longest
-    and ends with a 0x01 sentinel before the padding, so numpy's stripping of trailing NULs
-    cannot make two different values (b"a" and b"a\\x00") compare equal."""
+    """A string field column, compared without a Python object per value.
 
-    __slots__ = ("fixed", "n")
+    Equality with a literal compares lengths, then the bytes of the same-length candidates in
+    one gather. Column-vs-column equality and regexes go through fixed-width rows: each value
+    padded to the longest, ending with a 0x01 sentinel before the padding so numpy's stripping of
+    trailing NULs cannot make b"a" and b"a\\x00" equal. Rows are built ``_CHUNK_BYTES`` at a
+    time, so a few very long values cannot make the padded copy huge."""
+
+    __slots__ = ("sa", "lens", "n")
 
     def __init__(self, sa: StringArray):
-        lens = np.diff(sa.offsets)
-        self.n = len(lens)
-        width = int(lens.max()) + 1 if self.n else 1
-        buf = np.zeros((self.n, width), dtype=np.uint8)
-        if self.n:
-            data = np.frombuffer(sa.data, dtype=np.uint8)
+        self.sa = sa
+        self.lens = np.diff(sa.offsets)
+        self.n = len(self.lens)
+
+    def _fixed(self, lo: int, hi: int, width: int) -> np.ndarray:
+        lens = self.lens[lo:hi]
+        buf = np.zeros((hi - lo, width), dtype=np.uint8)
+        if hi > lo:
+            data = np.frombuffer(self.sa.data, dtype=np.uint8)
             cols = np.arange(width - 1)
             take = cols[None, :] < lens[:, None]
-            idx = (sa.offsets[:-1, None] + cols[None, :])[take]
-            buf[:, :width - 1][take] = data[idx]
-            buf[np.arange(self.n), lens] = 1
-        self.fixed = buf.view(f"S{width}").reshape(self.n)
+            buf[:, :width - 1][take] = data[(self.sa.offsets[lo:hi, None] + cols[None, :])[take]]
+            buf[np.arange(hi - lo), lens] = 1
+        return buf.view(f"S{width}").reshape(hi - lo)
 
-    @staticmethod
-    def encode_scalar(s: str) -> bytes:
-        return s.encode() + b"\x01"
+    def _chunks(self, width: int):
+        step = max(1, _CHUNK_BYTES // max(width, 1))
+        for lo in range(0, self.n, step):
+            yield lo, min(self.n, lo + step)
 
-    def decoded_unique(self):
-        """(distinct values as str, inverse index): regexes run once per distinct value."""
-        uniq, inverse = np.unique(self.fixed, return_inverse=True)
-        return [u[:-1].decode("utf-8", errors="replace") for u in uniq.tolist()], inverse
+    def _width(self) -> int:
+        return int(self.lens.max()) + 1 if self.n else 1
+
+    def eq_scalar(self, value: str) -> np.ndarray:
+        lit = np.frombuffer(value.encode(), dtype=np.uint8)
+        out = self.lens == len(lit)
+        cand = np.flatnonzero(out)
+        if len(lit) and len(cand):
+            data = np.frombuffer(self.sa.data, dtype=np.uint8)
+            rows = data[self.sa.offsets[cand, None] + np.arange(len(lit))[None, :]]
+            out[cand] = (rows == lit[None, :]).all(axis=1)
+        return out
+
+    def eq_column(self, other: "_StrCol") -> np.ndarray:
+        width = max(self._width(), other._width())
+        out = np.empty(self.n, dtype=bool)
+        for lo, hi in self._chunks(width):
+            out[lo:hi] = self._fixed(lo, hi, width) == other._fixed(lo, hi, width)
+        return out
+
+    def search(self, regex) -> np.ndarray:
+        """Does ``regex`` find a match in each value? Runs once per distinct value (per chunk)."""
+        width = self._width()
+        out = np.empty(self.n, dtype=bool)
+        for lo, hi in self._chunks(width):
+            uniq, inverse = np.unique(self._fixed(lo, hi, width), return_inverse=True)
+            hits = np.fromiter((regex.search(u[:-1].decode("utf-8", errors="replace")) is not None
+                                for u in uniq.tolist()), dtype=bool, count=len(uniq))
+            out[lo:hi] = hits[inverse]
+        return out
+
+
+_CHUNK_BYTES = 16 << 20  # padded rows built at a time: bounded memory, still few numpy calls
 
 
 def _and_valid(a, b):
@@ -309,10 +345,7 @@ def _compare(op: str, a: _Val, b: _Val, n: int) -> _Val:
         if a.kind != "str" or b.kind != "regex":
             return _Val("bool", False)
         if isinstance(a.data, _StrCol):
-            uniq, inverse = a.data.decoded_unique()
-            hits = np.fromiter((b.data.search(u) is not None for u in uniq), dtype=bool,
-                               count=len(uniq))
-            res = hits[inverse]
+            res = a.data.search(b.data)
         else:
             res = b.data.search(a.data) is not None
         if op == "!~":
@@ -330,9 +363,11 @@ def _compare(op: str, a: _Val, b: _Val, n: int) -> _Val:
     if a.kind == "str" and b.kind == "str" and op in _EQ_OPS:
         # Strings compare only for (in)equality, as in InfluxDB 1.6.7 (`host < 'b'` is false).
         da, db = a.data, b.data
-        if isinstance(da, _StrCol) or isinstance(db, _StrCol):
-            da = da.fixed if isinstance(da, _StrCol) else _StrCol.encode_scalar(da)
-            db = db.fixed if isinstance(db, _StrCol) else _StrCol.encode_scalar(db)
+        if isinstance(db, _StrCol) and not isinstance(da, _StrCol):
+            da, db = db, da
+        if isinstance(da, _StrCol):
+            eq = da.eq_column(db) if isinstance(db, _StrCol) else da.eq_scalar(db)
+            return _Val("bool", eq if fn is operator.eq else ~eq, valid)
         return _Val("bool", fn(da, db), valid)
     return _Val("bool", False)
 
@@ -394,7 +429,7 @@ def _eval(e, tag_values, fields, n) -> _Val:
     if isinstance(e, ast.VarRef):
         if e.type_hint != "tag" and e.name in fields:
             values, valid = fields[e.name]
-            return _column_val(values, np.asarray(valid, dtype=bool), n)
+            return _column_val(values, None if valid is None else np.asarray(valid, dtype=bool), n)
         if e.type_hint in (None, "tag"):
             # Not a field of this series: a tag, and a missing tag reads as "" (InfluxDB).
             return _Val("str", tag_values.get(e.name, ""))
