@@ -31,10 +31,7 @@ from libc.string cimport memcpy
 
 cnp.import_array()
 
-ctypedef fused num_t:
-    double
-    int64_t
-    uint8_t
+# num_t (float64 | int64 | uint8) is declared in aggregates.pxd.
 
 
 def _check_bounds(const int64_t[::1] bounds, Py_ssize_t n):
