@@ -87,6 +87,10 @@ def values(result):
     return [s["values"] for s in result.get("series", [])]
 
 
+def named(result):
+    return [(s["name"], s["values"]) for s in result.get("series", [])]
+
+
 # --- SHOW MEASUREMENTS ------------------------------------------------------------------------
 
 def test_show_measurements_shapes(engine):
@@ -100,6 +104,7 @@ def test_show_measurements_shapes(engine):
     assert values(q(engine, "SHOW MEASUREMENTS WHERE host = 'a' OR region = 'eu'")) == \
         [[["cpu"], ["disk"], ["mem"]]]
     assert values(q(engine, "SHOW MEASUREMENTS LIMIT 2 OFFSET 1")) == [[["disk"], ["mem"]]]
+    assert values(q(engine, "SHOW MEASUREMENTS WITH MEASUREMENT =~ /c|m/ WHERE host = 'b'")) == [[["cpu"], ["mem"]]]
     assert q(engine, "SHOW MEASUREMENTS WHERE host = 'zzz'") == {}  # empty: no "series" key
     assert q(engine, "SHOW MEASUREMENTS", db="empty") == {}
     assert q(engine, "SHOW MEASUREMENTS ON nonexist") == {}  # 1.6.7: no error here
@@ -159,6 +164,10 @@ def test_show_tag_keys(engine):
     r = q(engine, "SHOW TAG KEYS LIMIT 1 OFFSET 1")
     assert [(s["name"], s["values"]) for s in r["series"]] == [("cpu", [["region"]]), ("disk", [["path"]])]
     assert values(q(engine, "SHOW TAG KEYS LIMIT 1")) == [[["host"]]] * 3
+    # keys of the matching series only (1.6.7: host=c has no region)
+    assert named(q(engine, "SHOW TAG KEYS WHERE host = 'c'")) == [("cpu", [["host"]])]
+    # 1.6.7 ignores SLIMIT/SOFFSET on SHOW TAG KEYS
+    assert q(engine, "SHOW TAG KEYS SLIMIT 1 SOFFSET 1") == q(engine, "SHOW TAG KEYS")
     assert q(engine, "SHOW TAG KEYS FROM weather") == {}
     assert q(engine, "SHOW TAG KEYS", db="empty") == {}
     assert err(engine, "SHOW TAG KEYS ON nonexist") == "database not found: nonexist"
@@ -169,7 +178,6 @@ def test_show_tag_values(engine):
         {"name": "cpu", "columns": ["key", "value"], "values": [["host", "a"], ["host", "b"], ["host", "c"]]},
         {"name": "disk", "columns": ["key", "value"], "values": [["host", "a"]]},
         {"name": "mem", "columns": ["key", "value"], "values": [["host", "a"], ["host", "b"]]}]}
-    named = lambda r: [(s["name"], s["values"]) for s in r.get("series", [])]
     assert named(q(engine, "SHOW TAG VALUES WITH KEY IN (host, region)")) == [
         ("cpu", [["host", "a"], ["host", "b"], ["host", "c"], ["region", "eu"], ["region", "us"]]),
         ("disk", [["host", "a"]]), ("mem", [["host", "a"], ["host", "b"]])]
@@ -198,6 +206,10 @@ def test_show_field_keys(engine):
     assert values(q(engine, "SHOW FIELD KEYS LIMIT 1")) == \
         [[["usage_system", "float"]], [["status", "string"]], [["free", "integer"]], [["temp", "float"]]]
     assert q(engine, "SHOW FIELD KEYS FROM nonexist") == {}
+    # 1.6.7: a field written with different types in different shards is listed once per type
+    engine.write("bench", WriteBatch.from_points([("x2", "f", F, S1, 1.0),
+                                                  ("x2", "f", S, 2 * 10**18, "s")]))
+    assert named(q(engine, "SHOW FIELD KEYS FROM x2")) == [("x2", [["f", "float"], ["f", "string"]])]
     assert q(engine, "SHOW FIELD KEYS", db="empty") == {}
     assert err(engine, "SHOW FIELD KEYS ON nonexist") == "database not found: nonexist"
     assert err(engine, "SHOW FIELD KEYS", db=None) == "database name required"
@@ -220,6 +232,7 @@ def test_cardinalities(engine):
     assert counts(q(engine, "SHOW MEASUREMENT CARDINALITY")) == est(4)
     assert counts(q(engine, "SHOW MEASUREMENT EXACT CARDINALITY")) == [(None, ["count"], [[4]])]
     assert counts(q(engine, "SHOW MEASUREMENT CARDINALITY WHERE host = 'a'")) == [(None, ["count"], [[3]])]
+    assert counts(q(engine, "SHOW MEASUREMENT CARDINALITY FROM cpu")) == [(None, ["count"], [[1]])]
     tag_keys = per(("cpu", 2), ("disk", 2), ("mem", 1))
     assert counts(q(engine, "SHOW TAG KEY CARDINALITY")) == tag_keys
     assert counts(q(engine, "SHOW TAG KEY EXACT CARDINALITY")) == tag_keys

@@ -179,8 +179,8 @@ def show_tag_keys(stmt: ast.ShowTagKeys, engine, db: str, now: int) -> dict:
     if not _exists(engine, db):
         raise _missing(db)
     series = []
-    rows = _tag_keys_by_measurement(_Scope(engine, db), stmt.sources, tags)
-    for m, keys in _page(rows, stmt.slimit, stmt.soffset):
+    # SLIMIT/SOFFSET parse but do nothing here: InfluxDB 1.6.7 ignores them on SHOW TAG KEYS.
+    for m, keys in _tag_keys_by_measurement(_Scope(engine, db), stmt.sources, tags):
         keys = _page(keys, stmt.limit, stmt.offset)
         if keys:
             series.append({"name": _s(m), "columns": ["tagKey"], "values": [[_s(k)] for k in keys]})
