@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from chronosdb.auth import ADMIN_KEY_FILE, KEYS_FILE, Authorizer, KeyStore
 from chronosdb.model.errors import ChronosError
+from chronosdb.query.executor import Limits
 from chronosdb.server.config import ServerConfig
 from chronosdb.server.handlers.keys import handle_keys
 from chronosdb.server.handlers.query import handle_query
@@ -56,6 +57,7 @@ class Server:
         self.new_admin_key = self.keys.ensure_admin_key(self.admin_key_path)
         self.authorizer = Authorizer(self.keys, enabled=config.auth)
         self.pool = ThreadPoolExecutor(config.workers, thread_name_prefix="chronosdb-worker")
+        self.query_limits = Limits()
         self._http_server = None
         self._udp_transports = []
         self._stop_event: asyncio.Event | None = None

@@ -1,19 +1,27 @@
 """``/query``: InfluxQL over HTTP, answered in InfluxDB 1.x's shapes.
 
-``q`` (required), ``db``, ``rp``, ``epoch``, ``pretty``, ``chunked`` are read from the query
-string or a url-encoded POST form. A parse error is HTTP 400 ``{"error": "error parsing query:
-..."}``; an error in a statement is HTTP 200 with ``results[i].error``, and, as in InfluxDB,
-statements after a failed one are not run.
+Parameters (query string or url-encoded POST form): ``q`` (required), ``db``, ``rp``, ``epoch``
+(``ns,u,µ,ms,s,m,h``; RFC3339 times without it), ``pretty``, ``chunked`` + ``chunk_size``.
+``Accept: application/csv`` (or ``text/csv``) answers CSV. A parse error is HTTP 400
+``{"error": "error parsing query: ..."}``; an error in a statement is HTTP 200 with
+``results[i].error``, and, as in InfluxDB, statements after a failed one are not run.
+
+Statements run in a worker thread; the answer is encoded from columnar results by
+``chronosdb.ext.resultenc`` (no Python object per value).
 """
 from __future__ import annotations
 
+from chronosdb.ext import resultenc
 from chronosdb.model.errors import BadRequest
-from chronosdb.query import meta
+from chronosdb.query import statements
 from chronosdb.query.influxql import ParseError, parse
+from chronosdb.query.results import EPOCHS
 from chronosdb.server.http.messages import HttpError, Response
 
+DEFAULT_CHUNK_SIZE = 10_000
 
-class _StatementAuth:
+
+class StatementAuth:
     """What statement execution may ask of the caller's key."""
 
     def __init__(self, server, principal):
@@ -29,6 +37,11 @@ class _StatementAuth:
         self.server.keys.drop_database(db)
 
 
+async def _chunks(results, epoch, size):
+    for chunk in resultenc.encode_chunks(results, epoch, size):
+        yield chunk
+
+
 async def handle_query(server, req) -> Response:
     if req.method not in ("GET", "POST"):
         raise HttpError(405, "query requires GET or POST")
@@ -37,24 +50,31 @@ async def handle_query(server, req) -> Response:
     q = params.get("q", "")
     if not q.strip():
         raise BadRequest('missing required parameter "q"')
+    epoch = params.get("epoch") or None
+    if epoch is not None and epoch not in EPOCHS:
+        raise BadRequest(f'invalid epoch "{epoch}" (use ns, u, ms, s, m or h)')
     try:
-        statements = parse(q)
+        stmts = parse(q)
     except ParseError as e:
         raise BadRequest(f"error parsing query: {e}") from None
-    db = params.get("db") or None
-    auth = _StatementAuth(server, principal)
+    chunked = params.get("chunked", "").lower() == "true"
+    chunk_size = DEFAULT_CHUNK_SIZE
+    if chunked and params.get("chunk_size"):
+        try:
+            chunk_size = int(params["chunk_size"])
+        except ValueError:
+            raise BadRequest(f'invalid chunk_size "{params["chunk_size"]}"') from None
+        if chunk_size <= 0:
+            chunk_size = DEFAULT_CHUNK_SIZE
+    ctx = statements.QueryContext(server.engine, params.get("db") or None, params.get("rp") or None,
+                                  StatementAuth(server, principal), limits=server.query_limits)
+    results = await server.run_blocking(statements.execute, stmts, ctx)
+    accept = req.headers.get("accept", "")
+    if "application/csv" in accept or "text/csv" in accept:
+        body = await server.run_blocking(resultenc.encode_csv, results, epoch)
+        return Response(200, body, "application/csv")
+    if chunked:
+        return Response(200, b"", "application/json", stream=_chunks(results, epoch, chunk_size))
     pretty = params.get("pretty", "").lower() == "true"
-
-    def work():
-        results = []
-        for i, stmt in enumerate(statements):
-            try:
-                r = meta.run(stmt, server.engine, db, auth)
-            except meta.StatementError as e:
-                results.append({"statement_id": i, "error": str(e)})
-                break
-            results.append({"statement_id": i, **r})
-        return results
-
-    results = await server.run_blocking(work)
-    return Response.json({"results": results}, pretty=pretty)
+    body = await server.run_blocking(resultenc.encode_results, results, epoch, pretty)
+    return Response(200, body, "application/json")

@@ -1,0 +1,724 @@
+"""Execute a compiled SELECT against storage through the narrow ``StorageReader`` interface.
+
+Per measurement of the FROM clause:
+
+1. the WHERE clause is analysed with the measurement's schema (tags vs fields): the tag part
+   selects series through the index bitmaps, the time part bounds every read, the rest (field
+   conditions) is evaluated per point;
+2. series are grouped by the GROUP BY tags;
+3. aggregate queries: one ``Partial`` per (group, call); for each shard view and series, whole
+   blocks inside one window come from block stats (no decoding), the remaining points are
+   decoded and aggregated by Cython kernels; partials merge across series and shards (the same
+   partials a cluster node would ship); then finalize → math → transforms → fill;
+   raw queries: the needed fields of each series are read, aligned on time, filtered, and the
+   series of a group merged by time;
+4. ORDER BY, LIMIT/OFFSET, SLIMIT/SOFFSET shape the answer.
+
+Columns stay numpy arrays (or StringArray) with validity masks end to end; the encoders in
+``chronosdb.ext.resultenc`` write them out without a Python object per value.
+"""
+from __future__ import annotations
+
+import re
+import time as _time
+from dataclasses import dataclass
+
+import numpy as np
+
+from chronosdb.ext.merge import window_bounds
+from chronosdb.model.fieldtype import FieldType
+from chronosdb.model.serieskey import parse_key
+from chronosdb.model.strings import StringArray
+from chronosdb.query import condition as cond_mod
+from chronosdb.query.compile import MATH, SELECTORS, TRANSFORMS, CallKey, SelectPlan
+from chronosdb.query.functions import make_partial
+from chronosdb.query.functions import transforms as tf
+from chronosdb.query.functions.fill import apply_fill
+from chronosdb.query.influxql import ast
+from chronosdb.query.meta import StatementError
+from chronosdb.query.results import Column, Series
+from chronosdb.storage.engine import MAX_TIME, MIN_TIME
+
+KIND = {FieldType.FLOAT: "float", FieldType.INTEGER: "integer", FieldType.BOOLEAN: "boolean",
+        FieldType.STRING: "string"}
+
+
+@dataclass
+class Limits:
+    max_series: int = 1_000_000
+    max_points: int = 0            # 0 = unlimited
+    max_buckets: int = 1_000_000
+    timeout: float = 0.0           # seconds, 0 = none
+
+
+@dataclass
+class Values:
+    """A computed column: values, validity, kind."""
+
+    values: object          # ndarray | StringArray | None
+    valid: np.ndarray
+    kind: str
+
+
+class QueryKilled(StatementError):
+    pass
+
+
+def _null(n: int) -> Values:
+    return Values(np.zeros(n, dtype=np.float64), np.zeros(n, dtype=bool), "float")
+
+
+def _take(v, idx):
+    if v is None:
+        return None
+    return v.take(idx) if isinstance(v, StringArray) else v[idx]
+
+
+def _concat_values(parts, kind):
+    if kind == "string":
+        return StringArray.concat(parts)
+    return np.concatenate(parts)
+
+
+def _const_strings(value: str, n: int) -> StringArray:
+    b = value.encode()
+    return StringArray(np.arange(n + 1, dtype=np.int64) * len(b), b * n)
+
+
+class SelectExecutor:
+    def __init__(self, reader, db: str, rp: str | None, now: int | None = None,
+                 limits: Limits | None = None, check_cancel=None):
+        self.reader = reader
+        self.db = db
+        self.rp = rp
+        self.now = time_ns() if now is None else now
+        self.limits = limits or Limits()
+        self.check_cancel = check_cancel or (lambda: None)
+        self.points_read = 0
+
+    # -- sources -------------------------------------------------------------------------
+    def measurements(self, stmt: ast.SelectStatement) -> list[tuple[str, str | None, bytes]]:
+        """(database, retention policy, measurement) of every FROM source, in answer order."""
+        out = []
+        for src in stmt.sources:
+            if isinstance(src, ast.Measurement):
+                db = src.database or self.db
+                if not db:
+                    raise StatementError("database name required")
+                rp = src.retention_policy or self.rp
+                if src.regex is not None:
+                    try:
+                        rx = re.compile(src.regex)
+                    except re.error as e:
+                        raise StatementError(f"invalid regular expression: {e}") from None
+                    for m in self.reader.measurements(db):
+                        if rx.search(m.decode("utf-8", "replace")):
+                            out.append((db, rp, m))
+                else:
+                    out.append((db, rp, src.name.encode()))
+            else:
+                raise StatementError(f"{type(src).__name__} sources are not supported yet")
+        seen, uniq = set(), []
+        for x in out:
+            if x not in seen:
+                seen.add(x)
+                uniq.append(x)
+        return uniq
+
+    # -- entry point ---------------------------------------------------------------------
+    def run(self, plan: SelectPlan) -> list[Series]:
+        series: list[Series] = []
+        for db, rp, m in self.measurements(plan.stmt):
+            if db not in self.reader.databases():
+                raise StatementError(f"database not found: {db}")
+            series.extend(self._run_measurement(plan, db, rp, m))
+        stmt = plan.stmt
+        if stmt.soffset:
+            series = series[stmt.soffset:]
+        if stmt.slimit:
+            series = series[:stmt.slimit]
+        return series
+
+    # -- per measurement ----------------------------------------------------------------------
+    def _run_measurement(self, plan: SelectPlan, db: str, rp, m: bytes) -> list[Series]:
+        reader = self.reader
+        tag_keys = {k.decode() for k in reader.tag_keys(db, m)}
+        ftypes = {f.decode(): sorted(ts)[0] for f, ts in reader.field_types(db, m).items()}
+
+        def is_tag(name: str) -> bool:
+            return name in tag_keys
+
+        cond = cond_mod.analyze(plan.stmt.condition, now=self.now, is_tag=is_tag)
+        sids = reader.series_ids(db, m, cond.tags)
+        if not len(sids):
+            return []
+        if len(sids) > self.limits.max_series:
+            raise StatementError(f"max-select-series limit exceeded: ({len(sids)}/{self.limits.max_series})")
+        keys = reader.series_keys(db, sids)
+        series_tags = []
+        for k in keys:
+            if k is None:
+                series_tags.append(None)
+                continue
+            _m, tags = parse_key(k)
+            series_tags.append({a.decode(): b.decode() for a, b in tags})
+        if plan.group_all:
+            gkeys = sorted(tag_keys)
+        elif plan.group_regex is not None:
+            rx = re.compile(plan.group_regex)
+            gkeys = sorted(t for t in tag_keys if rx.search(t))
+        else:
+            gkeys = list(plan.group_tags or [])
+        groups: dict[tuple, list[int]] = {}
+        for i, tags in enumerate(series_tags):
+            if tags is None:
+                continue
+            g = tuple(tags.get(k, "") for k in gkeys)
+            groups.setdefault(g, []).append(i)
+        name = m.decode()
+        out = []
+        lo, hi = cond.min_time, cond.max_time
+        with reader.views(db, rp, lo, hi) as views:
+            if plan.is_aggregate:
+                if plan.every and not cond.has_max:
+                    hi = min(hi, self.now)
+                if plan.every and not cond.has_min:
+                    lo = self._earliest(views, sids, plan, lo, hi)
+                    if lo is None:
+                        return []
+                for g in sorted(groups):
+                    self.check_cancel()
+                    members = [int(sids[i]) for i in groups[g]]
+                    s = self._aggregate_group(plan, views, members, [series_tags[i] for i in groups[g]],
+                                              ftypes, cond, lo, hi, is_tag)
+                    if s is not None:
+                        s.name, s.tags = name, (dict(zip(gkeys, g)) if gkeys else None)
+                        out.append(s)
+            else:
+                for g in sorted(groups):
+                    self.check_cancel()
+                    idx = groups[g]
+                    s = self._raw_group(plan, views, [int(sids[i]) for i in idx],
+                                        [series_tags[i] for i in idx], ftypes, tag_keys, set(gkeys),
+                                        cond, lo, hi)
+                    if s is not None:
+                        s.name, s.tags = name, (dict(zip(gkeys, g)) if gkeys else None)
+                        out.append(s)
+        return out
+
+    def _earliest(self, views, sids, plan, lo, hi):
+        """The first point time of the selected series (the lower bound when none was given)."""
+        best = None
+        fields = {c.field for c in plan.calls}
+        for v in views:
+            for sid in sids.tolist():
+                for f in fields:
+                    col = v.scan(int(sid), f.encode(), lo, hi)
+                    if col is not None and len(col[0]):
+                        t = int(col[0][0])
+                        best = t if best is None else min(best, t)
+            if best is not None:
+                return best
+        return best
+
+    # -- aggregates ----------------------------------------------------------------------------
+    def _grid(self, plan: SelectPlan, lo: int, hi: int) -> tuple[int, int, int]:
+        if plan.every:
+            e, off = plan.every, plan.offset
+            start = ((lo - off) // e) * e + off
+            nwin = (hi - start) // e + 1
+            if nwin > self.limits.max_buckets:
+                raise StatementError(f"max-select-buckets limit exceeded: ({nwin}/{self.limits.max_buckets})")
+            return start, e, int(nwin)
+        return lo, 0, 1
+
+    def _bounds(self, times, start, every, nwin):
+        if every:
+            return window_bounds(times, start, every, nwin)
+        return np.array([0, len(times)], dtype=np.int64)
+
+    def _aggregate_group(self, plan, views, sids, tags_list, ftypes, cond, lo, hi, is_tag):
+        start, every, nwin = self._grid(plan, lo, hi)
+        if lo > hi or nwin <= 0:
+            return None
+        partials = {}
+        for c in plan.calls:
+            ft = ftypes.get(c.field)
+            if ft is None:
+                continue
+            func = "count_distinct" if c.func == "count_distinct" else c.func
+            partials[c] = make_partial(func, nwin, ft, c.args)
+        if not partials:
+            return None
+        residual = cond.residual
+        by_field: dict[str, list[CallKey]] = {}
+        for c in partials:
+            by_field.setdefault(c.field, []).append(c)
+        any_data = False
+        for v in views:
+            for sid, tags in zip(sids, tags_list):
+                if residual is not None:
+                    any_data |= self._feed_filtered(v, sid, tags, by_field, partials, residual,
+                                                    ftypes, is_tag, lo, hi, start, every, nwin)
+                    continue
+                for f, calls in by_field.items():
+                    fb = f.encode()
+                    use_stats = all(partials[c].supports_block_stats for c in calls) and not (
+                        plan.single_selector and not every and calls[0].func in ("min", "max"))
+                    if use_stats:
+                        stats, rest = v.read_with_stats(sid, fb, lo, hi, every, start % every if every else 0)
+                        if stats is not None:
+                            any_data = True
+                            win = ((stats.min_time - start) // every) if every else np.zeros(len(stats), np.int64)
+                            win = np.ascontiguousarray(win, dtype=np.int64)
+                            for c in calls:
+                                partials[c].add_block_stats(win, stats)
+                    else:
+                        rest = v.scan(sid, fb, lo, hi)
+                    if rest is not None and len(rest[0]):
+                        any_data = True
+                        self._count_points(len(rest[0]))
+                        b = self._bounds(rest[0], start, every, nwin)
+                        for c in calls:
+                            partials[c].add_points(rest[0], rest[1], b)
+        if not any_data:
+            return None
+        fin = {c: p.finalize() for c, p in partials.items()}
+        return self._shape_aggregate(plan, fin, start, every, nwin, lo, cond)
+
+    def _feed_filtered(self, view, sid, tags, by_field, partials, residual, ftypes, is_tag,
+                       lo, hi, start, every, nwin) -> bool:
+        needed = set(by_field) | self._refs(residual, is_tag)
+        times, cols = self._read_aligned(view, sid, [f for f in needed if f in ftypes], lo, hi)
+        if times is None:
+            return False
+        mask = cond_mod.eval_residual(residual, tags, cols, len(times))
+        fed = False
+        for f, calls in by_field.items():
+            if f not in cols:
+                continue
+            vals, valid = cols[f]
+            keep = np.flatnonzero(mask & valid)
+            if not len(keep):
+                continue
+            t = times[keep]
+            vv = _take(vals, keep)
+            self._count_points(len(t))
+            b = self._bounds(t, start, every, nwin)
+            for c in calls:
+                partials[c].add_points(t, vv, b)
+            fed = True
+        return fed
+
+    def _refs(self, e, is_tag) -> set[str]:
+        out = set()
+
+        def walk(x):
+            if isinstance(x, ast.VarRef):
+                if x.name != "time" and not (x.type_hint == "tag" or (x.type_hint != "field" and is_tag(x.name))):
+                    out.add(x.name)
+            elif isinstance(x, ast.BinaryExpr):
+                walk(x.lhs)
+                walk(x.rhs)
+            elif isinstance(x, ast.UnaryExpr):
+                walk(x.expr)
+            elif isinstance(x, ast.Call):
+                for a in x.args:
+                    walk(a)
+        walk(e)
+        return out
+
+    def _count_points(self, n: int) -> None:
+        self.points_read += n
+        if self.limits.max_points and self.points_read > self.limits.max_points:
+            raise StatementError(f"max-select-point limit exceeeded: ({self.points_read}/{self.limits.max_points})")
+
+    def _shape_aggregate(self, plan, fin, start, every, nwin, lo, cond) -> Series | None:
+        if plan.multi_row:
+            return self._shape_multi(plan, fin, start, every, cond)
+        if every:
+            times = start + np.arange(nwin, dtype=np.int64) * every
+        else:
+            times = np.array([lo if cond.has_min else 0], dtype=np.int64)
+        if plan.single_selector and not every:
+            (f,) = fin.values()
+            if f.point_time is not None and f.valid.any():
+                times = np.where(f.valid, f.point_time, times)
+        env = {}
+        for c, f in fin.items():
+            env[c] = Values(f.values, np.asarray(f.valid, dtype=bool), KIND[f.ftype])
+        cols = []
+        for oc in plan.columns:
+            v = self._eval_agg(oc.expr, env, times, nwin)
+            cols.append((oc.name, v))
+        if not cols:
+            return None
+        # Rows where every column is null: InfluxDB shows them for fill(null) when the window
+        # is inside the range, drops them for fill(none) and when nothing at all was found.
+        any_valid = np.zeros(len(times), dtype=bool)
+        for _n, v in cols:
+            any_valid |= v.valid
+        if not any_valid.any():
+            return None
+        mode = plan.fill
+        keep = None
+        if mode == "none":
+            keep = np.flatnonzero(any_valid)
+        elif every:
+            filled = []
+            for n, v in cols:
+                vals, valid = apply_fill(mode, v.values, v.valid, times, plan.fill_value)
+                kind = v.kind
+                if mode not in ("null", "none", "previous", "linear") and kind == "integer" \
+                        and isinstance(plan.fill_value, float):
+                    kind = "float"
+                filled.append((n, Values(vals, np.asarray(valid, dtype=bool), kind)))
+            cols = filled
+        if keep is not None:
+            times = times[keep]
+            cols = [(n, Values(_take(v.values, keep), v.valid[keep], v.kind)) for n, v in cols]
+        return self._finish(plan, times, cols)
+
+    def _shape_multi(self, plan, fin, start, every, cond) -> Series | None:
+        multi = [(c, f) for c, f in fin.items() if c.func in ("distinct", "top", "bottom", "sample")]
+        if len(plan.columns) != 1 or len(multi) != 1:
+            raise StatementError("functions returning several points per window cannot be "
+                                 "combined with other fields yet")
+        c, f = multi[0]
+        if not len(f.win):
+            return None
+        if f.times is not None:
+            times = np.asarray(f.times, dtype=np.int64)
+        else:
+            base = start if every else (cond.min_time if cond.has_min else 0)
+            times = base + np.asarray(f.win, dtype=np.int64) * (every or 0)
+        n = len(times)
+        col = Values(f.values, np.ones(n, dtype=bool), KIND[f.ftype])
+        return self._finish(plan, times, [(plan.columns[0].name, col)])
+
+    def _eval_agg(self, e, env, times, n) -> Values:
+        if isinstance(e, ast.Call):
+            name = e.name
+            if name in TRANSFORMS:
+                inner = self._eval_agg(e.args[0], env, times, n)
+                return self._transform(name, e, times, inner)
+            if name in MATH:
+                args = [self._eval_agg(a, env, times, n) for a in e.args]
+                return _math(name, args)
+            key = _call_key(e)
+            return env.get(key) or _null(n)
+        if isinstance(e, ast.BinaryExpr):
+            return _binary(e.op, self._eval_agg(e.lhs, env, times, n), self._eval_agg(e.rhs, env, times, n))
+        if isinstance(e, ast.UnaryExpr):
+            v = self._eval_agg(e.expr, env, times, n)
+            return Values(-v.values, v.valid, v.kind)
+        if isinstance(e, (ast.IntegerLiteral, ast.NumberLiteral)):
+            kind = "integer" if isinstance(e, ast.IntegerLiteral) else "float"
+            return Values(np.full(n, e.value, dtype=np.int64 if kind == "integer" else np.float64),
+                          np.ones(n, dtype=bool), kind)
+        if isinstance(e, ast.VarRef):
+            # a tag beside an aggregate: InfluxDB fills it from the selected point; we leave null
+            return _null(n)
+        raise StatementError(f"unsupported expression: {e}")
+
+    def _transform(self, name, call, times, v: Values) -> Values:
+        if v.kind not in ("float", "integer"):
+            raise StatementError(f"unsupported {name} argument type: {v.kind}")
+        args = [a for a in call.args[1:]]
+        lit = [a.ns if isinstance(a, ast.DurationLiteral) else getattr(a, "value", None) for a in args]
+        vals = v.values
+        if name in ("derivative", "non_negative_derivative"):
+            unit = lit[0] if lit else 10**9
+            t, out, valid = getattr(tf, name)(times, vals, v.valid, unit)
+        elif name == "elapsed":
+            unit = lit[0] if lit else 1
+            t, out, valid = tf.elapsed(times, vals, v.valid, unit)
+        elif name == "moving_average":
+            t, out, valid = tf.moving_average(times, vals, v.valid, int(lit[0]))
+        else:
+            t, out, valid = getattr(tf, name)(times, vals, v.valid)
+        if len(t) != len(times):
+            # realign to the input rows (transforms drop the first row(s))
+            pos = np.searchsorted(times, t)
+            full = np.zeros(len(times), dtype=np.asarray(out).dtype)
+            fv = np.zeros(len(times), dtype=bool)
+            full[pos] = out
+            fv[pos] = valid
+            out, valid = full, fv
+        kind = "integer" if np.asarray(out).dtype == np.int64 else "float"
+        return Values(out, np.asarray(valid, dtype=bool), kind)
+
+    # -- raw queries -------------------------------------------------------------------------
+    def _read_aligned(self, view, sid, fields, lo, hi):
+        """Times (union over the fields) and, per field, values + validity aligned to them."""
+        cols = {}
+        for f in fields:
+            col = view.scan(sid, f.encode(), lo, hi)
+            if col is not None and len(col[0]):
+                cols[f] = col
+        if not cols:
+            return None, {}
+        if len(cols) == 1:
+            (f, (t, v)), = cols.items()
+            return t, {f: (v, np.ones(len(t), dtype=bool))}
+        times = np.unique(np.concatenate([c[0] for c in cols.values()]))
+        out = {}
+        for f, (t, v) in cols.items():
+            pos = np.searchsorted(times, t)
+            valid = np.zeros(len(times), dtype=bool)
+            valid[pos] = True
+            if isinstance(v, StringArray):
+                idx = np.zeros(len(times), dtype=np.int64)
+                idx[pos] = np.arange(len(t))
+                full = v.take(idx) if len(t) else StringArray.from_list([""] * len(times))
+            else:
+                full = np.zeros(len(times), dtype=v.dtype)
+                full[pos] = v
+            out[f] = (full, valid)
+        return times, out
+
+    def _raw_group(self, plan, views, sids, tags_list, ftypes, tag_keys, group_keys, cond, lo, hi):
+        if plan.wildcard:
+            names = sorted((set(ftypes) | tag_keys) - group_keys)
+            exprs = [(n, ast.VarRef(n)) for n in names]
+        else:
+            exprs = [(c.name, c.expr) for c in plan.columns]
+        field_refs = set()
+        for _n, e in exprs:
+            field_refs |= self._refs(e, lambda x: x in tag_keys)
+        sel_fields = [f for f in field_refs if f in ftypes]
+        resid_fields = self._refs(cond.residual, lambda x: x in tag_keys) if cond.residual is not None else set()
+        read_fields = sorted(set(sel_fields) | {f for f in resid_fields if f in ftypes})
+        parts = []  # per series: (times, {field: (vals, valid)}, tags)
+        for sid, tags in zip(sids, tags_list):
+            tparts, cparts = [], []
+            for v in views:
+                t, cols = self._read_aligned(v, sid, read_fields, lo, hi)
+                if t is not None:
+                    tparts.append(t)
+                    cparts.append(cols)
+            if not tparts:
+                continue
+            times, cols = _concat_aligned(tparts, cparts, read_fields, ftypes)
+            if cond.residual is not None:
+                mask = cond_mod.eval_residual(cond.residual, tags, cols, len(times))
+            else:
+                mask = np.ones(len(times), dtype=bool)
+            # a row exists where at least one selected field has a value
+            has = np.zeros(len(times), dtype=bool)
+            for f in sel_fields:
+                if f in cols:
+                    has |= cols[f][1]
+            keep = np.flatnonzero(mask & has)
+            if not len(keep):
+                continue
+            self._count_points(len(keep))
+            times = times[keep]
+            cols = {f: (_take(v, keep), ok[keep]) for f, (v, ok) in cols.items()}
+            parts.append((times, cols, tags))
+        if not parts:
+            return None
+        out_cols = []
+        n_total = sum(len(p[0]) for p in parts)
+        all_times = np.concatenate([p[0] for p in parts])
+        order = np.argsort(all_times, kind="stable")
+        times = all_times[order]
+        for name, e in exprs:
+            vals = []
+            for t, cols, tags in parts:
+                vals.append(self._eval_raw(e, cols, tags, t, ftypes, tag_keys))
+            kind = next((v.kind for v in vals if v.valid.any()), vals[0].kind)
+            merged = _concat_mixed(vals, kind)
+            out_cols.append((name, Values(_take(merged.values, order), merged.valid[order], merged.kind)))
+        if plan.transforms:
+            # A transform has no value for its first row(s): InfluxDB leaves those rows out.
+            has = np.zeros(n_total, dtype=bool)
+            for _n, v in out_cols:
+                has |= v.valid
+            keep = np.flatnonzero(has)
+            times = times[keep]
+            out_cols = [(n, Values(_take(v.values, keep), v.valid[keep], v.kind)) for n, v in out_cols]
+        return self._finish(plan, times, out_cols)
+
+    def _eval_raw(self, e, cols, tags, times, ftypes, tag_keys) -> Values:
+        """Evaluate a field expression over the rows of one series (``times`` are its rows)."""
+        n = len(times)
+        if isinstance(e, ast.VarRef):
+            name = e.name
+            is_tag = e.type_hint == "tag" or (e.type_hint != "field" and name in tag_keys and name not in cols)
+            if is_tag:
+                val = tags.get(name)
+                if val is None:
+                    return Values(None, np.zeros(n, dtype=bool), "string")
+                return Values(_const_strings(val, n), np.ones(n, dtype=bool), "string")
+            if name in cols:
+                v, ok = cols[name]
+                return Values(v, ok, KIND[ftypes[name]])
+            return _null(n)
+        if isinstance(e, ast.Call):
+            if e.name in MATH:
+                return _math(e.name, [self._eval_raw(a, cols, tags, times, ftypes, tag_keys) for a in e.args])
+            if e.name in TRANSFORMS:
+                inner = self._eval_raw(e.args[0], cols, tags, times, ftypes, tag_keys)
+                return self._transform(e.name, e, times, inner)
+            raise StatementError(f"function {e.name}() over raw fields is not supported yet")
+        if isinstance(e, ast.BinaryExpr):
+            return _binary(e.op, self._eval_raw(e.lhs, cols, tags, times, ftypes, tag_keys),
+                           self._eval_raw(e.rhs, cols, tags, times, ftypes, tag_keys))
+        if isinstance(e, ast.UnaryExpr):
+            v = self._eval_raw(e.expr, cols, tags, times, ftypes, tag_keys)
+            return Values(-v.values, v.valid, v.kind)
+        if isinstance(e, (ast.IntegerLiteral, ast.NumberLiteral)):
+            kind = "integer" if isinstance(e, ast.IntegerLiteral) else "float"
+            return Values(np.full(n, e.value), np.ones(n, dtype=bool), kind)
+        if isinstance(e, ast.StringLiteral):
+            return Values(_const_strings(e.value, n), np.ones(n, dtype=bool), "string")
+        if isinstance(e, ast.Wildcard):
+            raise StatementError("wildcards cannot be combined with other fields yet")
+        raise StatementError(f"unsupported expression: {e}")
+
+    # -- shaping -------------------------------------------------------------------------------
+    def _finish(self, plan, times, cols) -> Series | None:
+        stmt = plan.stmt
+        if stmt.order_desc:
+            rev = np.arange(len(times) - 1, -1, -1)
+            times = times[rev]
+            cols = [(n, Values(_take(v.values, rev), v.valid[rev], v.kind)) for n, v in cols]
+        if stmt.offset or stmt.limit:
+            a = stmt.offset
+            b = a + stmt.limit if stmt.limit else len(times)
+            sl = np.arange(a, min(b, len(times)))
+            times = times[sl]
+            cols = [(n, Values(_take(v.values, sl), v.valid[sl], v.kind)) for n, v in cols]
+        if not len(times):
+            return None
+        out = []
+        for n, v in cols:
+            vals = v.values
+            valid = None if v.valid.all() else v.valid
+            if vals is None or not v.valid.any():
+                out.append(Column(n, None, v.valid, v.kind))
+            else:
+                out.append(Column(n, vals, valid, v.kind))
+        return Series(None, None, np.ascontiguousarray(times, dtype=np.int64), out)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+def time_ns() -> int:
+    return _time.time_ns()
+
+
+def _call_key(call: ast.Call) -> CallKey:
+    from chronosdb.query.compile import _Walker
+
+    return _Walker().call_key(call)
+
+
+def _concat_aligned(tparts, cparts, fields, ftypes):
+    times = np.concatenate(tparts) if len(tparts) > 1 else tparts[0]
+    out = {}
+    for f in fields:
+        vals, valids = [], []
+        kind = KIND[ftypes[f]]
+        for t, c in zip(tparts, cparts):
+            if f in c:
+                vals.append(c[f][0])
+                valids.append(c[f][1])
+            else:
+                vals.append(StringArray.from_list([""] * len(t)) if kind == "string"
+                            else np.zeros(len(t), dtype=ftypes[f].dtype))
+                valids.append(np.zeros(len(t), dtype=bool))
+        if any(v.any() for v in valids):
+            out[f] = (_concat_values(vals, kind) if len(vals) > 1 else vals[0],
+                      np.concatenate(valids) if len(valids) > 1 else valids[0])
+    return times, out
+
+
+def _concat_mixed(vals: list[Values], kind: str) -> Values:
+    valid = np.concatenate([v.valid for v in vals])
+    parts = []
+    for v in vals:
+        n = len(v.valid)
+        if v.values is None or v.kind != kind:
+            parts.append(StringArray.from_list([""] * n) if kind == "string" else np.zeros(n, dtype=np.float64 if kind == "float" else np.int64))
+        else:
+            parts.append(v.values if kind == "string" else np.asarray(v.values))
+    if kind == "string":
+        values = StringArray.concat(parts)
+    else:
+        values = np.concatenate([np.asarray(p, dtype=np.float64 if kind == "float" else parts[0].dtype) for p in parts])
+    return Values(values, valid, kind)
+
+
+def _numeric(v: Values):
+    if v.kind not in ("float", "integer") or v.values is None:
+        return None
+    return np.asarray(v.values)
+
+
+def _binary(op: str, a: Values, b: Values) -> Values:
+    n = len(a.valid)
+    if op in ("AND", "OR", "=", "!=", "<>", "<", "<=", ">", ">=", "=~", "!~"):
+        raise StatementError(f"operator {op} is not allowed in a field expression")
+    x, y = _numeric(a), _numeric(b)
+    if x is None or y is None:
+        return Values(np.zeros(n), np.zeros(n, dtype=bool), "float")
+    valid = a.valid & b.valid
+    both_int = a.kind == "integer" and b.kind == "integer"
+    with np.errstate(all="ignore"):
+        if op == "+":
+            r = x + y
+        elif op == "-":
+            r = x - y
+        elif op == "*":
+            r = x * y
+        elif op == "/":
+            r = np.true_divide(x.astype(np.float64), y.astype(np.float64))
+            both_int = False
+            valid = valid & (y != 0)
+        elif op == "%":
+            if both_int:
+                safe = np.where(y == 0, 1, y)
+                r = np.fmod(x, safe)
+                valid = valid & (y != 0)
+            else:
+                r = np.fmod(x.astype(np.float64), y.astype(np.float64))
+        else:
+            raise StatementError(f"unsupported operator {op}")
+    kind = "integer" if both_int else "float"
+    r = r.astype(np.int64 if kind == "integer" else np.float64)
+    if kind == "float":
+        valid = valid & ~np.isnan(r)
+    return Values(r, valid, kind)
+
+
+_UNARY = {"abs": np.abs, "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin,
+          "acos": np.arccos, "atan": np.arctan, "exp": np.exp, "ln": np.log, "log2": np.log2,
+          "log10": np.log10, "sqrt": np.sqrt, "floor": np.floor, "ceil": np.ceil, "round": np.round}
+
+
+def _math(name: str, args: list[Values]) -> Values:
+    n = len(args[0].valid)
+    xs = [_numeric(a) for a in args]
+    if any(x is None for x in xs):
+        return Values(np.zeros(n), np.zeros(n, dtype=bool), "float")
+    valid = np.logical_and.reduce([a.valid for a in args])
+    with np.errstate(all="ignore"):
+        if name in _UNARY:
+            x = xs[0]
+            if name == "abs" and args[0].kind == "integer":
+                return Values(np.abs(x), valid, "integer")
+            if name in ("floor", "ceil", "round") and args[0].kind == "integer":
+                return Values(x, valid, "integer")
+            r = _UNARY[name](x.astype(np.float64))
+        elif name == "atan2":
+            r = np.arctan2(xs[0].astype(np.float64), xs[1].astype(np.float64))
+        elif name == "pow":
+            r = np.power(xs[0].astype(np.float64), xs[1].astype(np.float64))
+        elif name == "log":
+            r = np.log(xs[0].astype(np.float64)) / np.log(xs[1].astype(np.float64))
+        else:
+            raise StatementError(f"undefined function {name}()")
+    valid = valid & ~np.isnan(r)
+    return Values(r, valid, "float")

@@ -1,0 +1,151 @@
+"""Run a list of parsed statements and collect one ``StatementResult`` each.
+
+Dispatch: database/retention-policy DDL → ``query.meta``; SHOW / DELETE / DROP SERIES /
+DROP MEASUREMENT → ``query.schema``; SELECT (and SELECT ... INTO) → ``compile`` + ``executor``.
+As in InfluxDB 1.x, a statement error becomes that statement's ``error`` and the statements after
+it are not run. Authorization is checked per statement, before it touches anything.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from chronosdb.model.batch import FieldColumn, WriteBatch
+from chronosdb.model.errors import ChronosError
+from chronosdb.model.fieldtype import FieldType
+from chronosdb.model.serieskey import make_key
+from chronosdb.model.strings import StringArray
+from chronosdb.query import meta, schema
+from chronosdb.query.compile import compile_select
+from chronosdb.query.executor import Limits, SelectExecutor
+from chronosdb.query.influxql import ast
+from chronosdb.query.meta import StatementError
+from chronosdb.query.results import Column, Series, StatementResult
+from chronosdb.storage.api import StorageReader
+
+_KIND_TYPE = {"float": FieldType.FLOAT, "integer": FieldType.INTEGER, "boolean": FieldType.BOOLEAN,
+              "string": FieldType.STRING}
+
+
+@dataclass
+class QueryContext:
+    engine: object
+    db: str | None
+    rp: str | None
+    auth: object                  # can_read(db), require(action, db), on_drop_database(db)
+    now: int = 0
+    limits: Limits | None = None
+    check_cancel: object = None
+
+    def __post_init__(self):
+        if not self.now:
+            self.now = time.time_ns()
+        self.reader = StorageReader(self.engine)
+
+
+def series_from_rows(doc: dict) -> list[Series]:
+    """Convert an InfluxDB-shaped ``{"series": [{"name", "tags", "columns", "values"}]}`` (the
+    small answers of DDL and SHOW statements) into columnar Series."""
+    out = []
+    for s in doc.get("series", []):
+        cols = s["columns"]
+        rows = s.get("values", [])
+        has_time = bool(cols) and cols[0] == "time"
+        columns = []
+        for j, name in enumerate(cols):
+            if has_time and j == 0:
+                continue
+            vals = [r[j] for r in rows]
+            valid = np.array([v is not None for v in vals], dtype=bool)
+            sample = next((v for v in vals if v is not None), None)
+            if isinstance(sample, bool):
+                arr, kind = np.array([bool(v) for v in vals], dtype=np.uint8), "boolean"
+            elif isinstance(sample, int):
+                arr, kind = np.array([v or 0 for v in vals], dtype=np.int64), "integer"
+            elif isinstance(sample, float):
+                arr, kind = np.array([v if v is not None else 0.0 for v in vals], dtype=np.float64), "float"
+            else:
+                arr, kind = StringArray.from_list(["" if v is None else str(v) for v in vals]), "string"
+            columns.append(Column(name, arr if len(vals) else None,
+                                  None if valid.all() else valid, kind))
+        times = np.array([r[0] for r in rows], dtype=np.int64) if has_time else None
+        out.append(Series(s.get("name"), s.get("tags"), times, columns))
+    return out
+
+
+def _select_databases(stmt: ast.SelectStatement, default_db):
+    dbs = set()
+    for src in stmt.sources:
+        if isinstance(src, ast.Measurement):
+            dbs.add(src.database or default_db)
+        elif isinstance(src, ast.SubQuery):
+            dbs |= _select_databases(src.statement, default_db)
+    return dbs
+
+
+def run_select(stmt: ast.SelectStatement, ctx: QueryContext) -> list[Series]:
+    for db in _select_databases(stmt, ctx.db):
+        if not db:
+            raise StatementError("database name required")
+        ctx.auth.require("read", db)
+    plan = compile_select(stmt, (ctx.limits or Limits()).max_buckets)
+    ex = SelectExecutor(ctx.reader, ctx.db, ctx.rp, ctx.now, ctx.limits, ctx.check_cancel)
+    return ex.run(plan)
+
+
+def write_into(stmt: ast.SelectStatement, series: list[Series], ctx: QueryContext) -> int:
+    """SELECT ... INTO: write the answer back as points; GROUP BY tags stay tags."""
+    into = stmt.into
+    db = into.database or ctx.db
+    if not db:
+        raise StatementError("database name required")
+    ctx.auth.require("write", db)
+    written = 0
+    for s in series:
+        name = s.name if into.name in (None, ":MEASUREMENT") else into.name
+        key = make_key(name, s.tags or {})
+        cols = []
+        for c in s.columns:
+            if c.values is None:
+                continue
+            keep = np.flatnonzero(c.valid) if c.valid is not None else np.arange(len(s.times))
+            if not len(keep):
+                continue
+            vals = c.values.take(keep) if isinstance(c.values, StringArray) else np.asarray(c.values)[keep]
+            cols.append(FieldColumn(c.name.encode(), _KIND_TYPE[c.kind], np.zeros(len(keep), np.int32),
+                                    s.times[keep], vals))
+        if cols:
+            out = ctx.engine.write(db, WriteBatch([key], cols), into.retention_policy)
+            if out.errors:
+                raise StatementError(out.errors[0].message)
+            written += out.written
+    return written
+
+
+def execute(statements, ctx: QueryContext) -> list[StatementResult]:
+    results: list[StatementResult] = []
+    for i, stmt in enumerate(statements):
+        try:
+            if isinstance(stmt, ast.SelectStatement):
+                series = run_select(stmt, ctx)
+                if stmt.into is not None:
+                    n = write_into(stmt, series, ctx)
+                    series = [Series("result", None, np.zeros(1, dtype=np.int64),
+                                     [Column("written", np.array([n], dtype=np.int64), None, "integer")])]
+                results.append(StatementResult(i, series))
+                continue
+            doc = schema.run(stmt, ctx.engine, ctx.db, ctx.auth, ctx.now)
+            if doc is None:
+                doc = meta.run(stmt, ctx.engine, ctx.db, ctx.auth)
+            results.append(StatementResult(i, series_from_rows(doc)))
+        except StatementError as e:
+            results.append(StatementResult(i, error=str(e)))
+            break
+        except ChronosError as e:
+            if e.status in (401, 403):
+                raise
+            results.append(StatementResult(i, error=e.message))
+            break
+    return results
