@@ -492,9 +492,9 @@ class IntegralPartial(Partial):
 
     def _check_args(self):
         unit = self.args[0] if self.args else 1_000_000_000
-        if not isinstance(unit, int) or unit <= 0:
+        if not isinstance(unit, (int, np.integer)) or isinstance(unit, bool) or unit <= 0:
             raise BadRequest(f"duration argument must be positive, got {unit}ns")
-        self.unit = unit
+        self.unit = int(unit)
 
     def _init_state(self):
         self.win = np.zeros(0, dtype=np.int64)
