@@ -231,6 +231,8 @@ def influx():
     peer = InfluxDB()
     try:
         peer.start()
+        # The peer creates "bench" for benchmarks; drop it so SHOW DATABASES lists what ours does.
+        peer.query("DROP DATABASE bench", method="POST")
         peer.query(f"CREATE DATABASE {dataset.DATABASE}", method="POST")
         for body in dataset.bodies():
             peer.write(body, db=dataset.DATABASE)
