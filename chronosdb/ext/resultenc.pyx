@@ -882,6 +882,15 @@ def encode_error(message, pretty=False):
     return buf.take()
 
 
+def encode_csv_error(message):
+    """A request-level failure for Accept: application/csv: a one-cell table ``error``."""
+    cdef _Buffer buf = _Buffer()
+    buf.write(b"error\n")
+    buf.csv_str(message)
+    buf.write(b"\n")
+    return buf.take()
+
+
 def encode_chunks(results, epoch=None, chunk_size=10000, pretty=False):
     """InfluxDB's chunked=true: yields one newline-terminated document per chunk.
 

@@ -19,13 +19,13 @@ __all__ = ["Column", "Series", "StatementResult", "COLUMN_KINDS", "EPOCHS"]
 # (strings are a StringArray instead).
 COLUMN_KINDS = {"float": np.float64, "integer": np.int64, "boolean": np.uint8, "string": None}
 
-# The ``epoch`` query parameter: unit name -> nanoseconds per unit. None means RFC3339 strings.
+# The ``epoch`` query parameter: unit name -> nanoseconds per unit. None or "" means RFC3339
+# strings. As in InfluxDB 1.6.7, any other non-empty value answers integer nanoseconds; unlike
+# it, "µ" means microseconds (InfluxDB 1.6.7 only knows "u"). See docs/format/query-results.md.
 EPOCHS = {
     "ns": 1,
-    "n": 1,
     "u": 1_000,
     "µ": 1_000,
-    "us": 1_000,
     "ms": 1_000_000,
     "s": 1_000_000_000,
     "m": 60_000_000_000,
