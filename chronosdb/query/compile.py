@@ -90,6 +90,8 @@ def _lit(e):
 
 def column_name(expr: ast.Expr) -> str:
     """InfluxDB's default column name: the function name, the field name, or an expression."""
+    if isinstance(expr, ast.UnaryExpr):
+        return column_name(expr.expr)
     if isinstance(expr, ast.Call):
         return expr.name
     if isinstance(expr, ast.VarRef):
@@ -120,9 +122,12 @@ class _Walker:
             if len(inner) != 1 or not isinstance(inner[0], ast.VarRef):
                 raise StatementError("expected field argument in distinct()")
             return CallKey("count_distinct", inner[0].name, ())
+        if args and isinstance(args[0], (ast.Wildcard, ast.RegexLiteral)):
+            # expanded per measurement into one call per matching field (see expand_wildcards)
+            lits = tuple(_lit(a) for a in args[1:] if not isinstance(a, ast.VarRef))
+            marker = "*" if isinstance(args[0], ast.Wildcard) else "/" + args[0].pattern + "/"
+            return CallKey(name, marker, lits)
         if not args or not isinstance(args[0], ast.VarRef):
-            if args and isinstance(args[0], ast.Wildcard):
-                raise StatementError(f"{name}(*) is not supported yet: name the field")
             raise StatementError(f"expected field argument in {name}()")
         lits = tuple(_lit(a) for a in args[1:] if not isinstance(a, ast.VarRef))
         if name in ("top", "bottom") and len(args) == 3:
@@ -211,8 +216,9 @@ def compile_select(stmt: ast.SelectStatement, max_buckets: int = 1_000_000) -> S
             if not d.args or not isinstance(d.args[0], ast.DurationLiteral):
                 raise StatementError("time dimension expected 1 or 2 arguments")
             plan.every = d.args[0].ns
-            if plan.every <= 0:
+            if plan.every < 0:
                 raise StatementError("time dimension must have positive duration")
+            # GROUP BY time(0s) means one window over the whole range, as in InfluxDB.
             if len(d.args) > 1:
                 a = d.args[1]
                 if isinstance(a, ast.DurationLiteral):
@@ -237,3 +243,63 @@ def compile_select(stmt: ast.SelectStatement, max_buckets: int = 1_000_000) -> S
         plan.fill = stmt.fill.mode
         plan.fill_value = stmt.fill.value
     return plan
+
+
+# Functions that only take numbers: a wildcard argument skips string and boolean fields for them.
+NUMERIC_ONLY = {"mean", "median", "spread", "stddev", "sum", "integral", "percentile", "min", "max",
+                "top", "bottom", "derivative", "non_negative_derivative", "difference",
+                "non_negative_difference", "moving_average", "cumulative_sum"}
+
+
+def expand_wildcards(plan: SelectPlan, field_types: dict, tag_keys: set) -> SelectPlan:
+    """Expand ``f(*)``, ``f(/re/)``, ``*``, ``*::field`` and ``*::tag`` against the union schema
+    of the measurements queried (InfluxDB answers every measurement with the union's columns)."""
+    import re as _re
+
+    from chronosdb.model.fieldtype import FieldType
+
+    def fields_for(func: str, marker: str) -> list[str]:
+        names = sorted(field_types)
+        if marker != "*":
+            rx = _re.compile(marker[1:-1])
+            names = [n for n in names if rx.search(n)]
+        if func in NUMERIC_ONLY:
+            names = [n for n in names if field_types[n] in (FieldType.FLOAT, FieldType.INTEGER)]
+        return names
+
+    cols: list[OutputColumn] = []
+    changed = False
+    for c in plan.columns:
+        e = c.expr
+        if isinstance(e, ast.Call) and e.args and isinstance(e.args[0], (ast.Wildcard, ast.RegexLiteral)):
+            marker = "*" if isinstance(e.args[0], ast.Wildcard) else "/" + e.args[0].pattern + "/"
+            for f in fields_for(e.name, marker):
+                cols.append(OutputColumn(f"{c.name}_{f}", ast.Call(e.name, (ast.VarRef(f),) + tuple(e.args[1:]))))
+            changed = True
+        elif isinstance(e, ast.Wildcard):
+            hint = e.type_hint
+            names = set()
+            if hint in (None, "field"):
+                names |= set(field_types)
+            if hint in (None, "tag"):
+                names |= tag_keys
+            for n in sorted(names):
+                cols.append(OutputColumn(n, ast.VarRef(n, "tag" if n in tag_keys and n not in field_types else None)))
+            changed = True
+        else:
+            cols.append(c)
+    if not changed:
+        return plan
+    import copy
+
+    new = copy.copy(plan)
+    new.columns = cols
+    w = _Walker()
+    for c in cols:
+        w.walk(c.expr)
+    new.calls = w.calls
+    new.fields = w.fields
+    new.wildcard = False
+    new.single_selector = (plan.is_aggregate and len(w.calls) == 1 and w.selectors == 1
+                           and not w.transforms and len(cols) == 1)
+    return new

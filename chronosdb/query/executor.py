@@ -30,8 +30,9 @@ from chronosdb.model.fieldtype import FieldType
 from chronosdb.model.serieskey import parse_key
 from chronosdb.model.strings import StringArray
 from chronosdb.query import condition as cond_mod
-from chronosdb.query.compile import MATH, SELECTORS, TRANSFORMS, CallKey, SelectPlan
+from chronosdb.query.compile import MATH, TRANSFORMS, CallKey, SelectPlan, expand_wildcards
 from chronosdb.query.functions import make_partial
+from chronosdb.query.functions import math as fmath
 from chronosdb.query.functions import transforms as tf
 from chronosdb.query.functions.fill import apply_fill
 from chronosdb.query.influxql import ast
@@ -58,6 +59,7 @@ class Values:
     values: object          # ndarray | StringArray | None
     valid: np.ndarray
     kind: str
+    null_value: object = None  # what fill(null) shows for an empty window (0 for count)
 
 
 class QueryKilled(StatementError):
@@ -128,11 +130,25 @@ class SelectExecutor:
     # -- entry point ---------------------------------------------------------------------
     def run(self, plan: SelectPlan) -> list[Series]:
         series: list[Series] = []
-        for db, rp, m in self.measurements(plan.stmt):
+        # InfluxDB answers measurements in name order.
+        ms = sorted(self.measurements(plan.stmt), key=lambda x: x[2])
+        union_fields: dict[str, FieldType] = {}
+        union_tags: set[str] = set()
+        for db, rp, m in ms:
             if db not in self.reader.databases():
                 raise StatementError(f"database not found: {db}")
+            for f, ts in self.reader.field_types(db, m).items():
+                union_fields.setdefault(f.decode(), sorted(ts)[0])
+            union_tags |= {k.decode() for k in self.reader.tag_keys(db, m)}
+        group_keys = set(plan.group_tags or [])
+        if plan.group_all:
+            group_keys = set(union_tags)
+        plan = expand_wildcards(plan, union_fields, union_tags - group_keys)
+        for db, rp, m in ms:
             series.extend(self._run_measurement(plan, db, rp, m))
         stmt = plan.stmt
+        if stmt.order_desc:
+            series.reverse()
         if stmt.soffset:
             series = series[stmt.soffset:]
         if stmt.slimit:
@@ -283,7 +299,9 @@ class SelectExecutor:
                             partials[c].add_points(rest[0], rest[1], b)
         if not any_data:
             return None
-        fin = {c: p.finalize() for c, p in partials.items()}
+        # integral interpolates across window edges, so it needs the window grid.
+        fin = {c: (p.finalize(grid=(start, every)) if c.func == "integral" and every else p.finalize())
+               for c, p in partials.items()}
         return self._shape_aggregate(plan, fin, start, every, nwin, lo, cond)
 
     def _feed_filtered(self, view, sid, tags, by_field, partials, residual, ftypes, is_tag,
@@ -346,10 +364,11 @@ class SelectExecutor:
                 times = np.where(f.valid, f.point_time, times)
         env = {}
         for c, f in fin.items():
-            env[c] = Values(f.values, np.asarray(f.valid, dtype=bool), KIND[f.ftype])
+            env[c] = Values(f.values, np.asarray(f.valid, dtype=bool), KIND[f.ftype],
+                            getattr(f, "null_value", None))
         cols = []
         for oc in plan.columns:
-            v = self._eval_agg(oc.expr, env, times, nwin)
+            v = self._eval_agg(oc.expr, env, times, nwin, plan)
             cols.append((oc.name, v))
         if not cols:
             return None
@@ -362,22 +381,29 @@ class SelectExecutor:
             return None
         mode = plan.fill
         keep = None
-        if mode == "none":
+        if plan.transforms:
+            # Transforms filled their input already; rows they leave empty are not shown.
+            keep = np.flatnonzero(any_valid)
+        elif mode == "none":
             keep = np.flatnonzero(any_valid)
         elif every:
-            filled = []
-            for n, v in cols:
-                vals, valid = apply_fill(mode, v.values, v.valid, times, plan.fill_value)
-                kind = v.kind
-                if mode not in ("null", "none", "previous", "linear") and kind == "integer" \
-                        and isinstance(plan.fill_value, float):
-                    kind = "float"
-                filled.append((n, Values(vals, np.asarray(valid, dtype=bool), kind)))
-            cols = filled
+            cols = [(n, self._fill(plan, v, times)) for n, v in cols]
         if keep is not None:
             times = times[keep]
             cols = [(n, Values(_take(v.values, keep), v.valid[keep], v.kind)) for n, v in cols]
         return self._finish(plan, times, cols)
+
+    def _fill(self, plan, v: Values, times) -> Values:
+        mode = "number" if plan.fill == "value" else plan.fill
+        vals = v.values
+        if vals is None:
+            vals = np.zeros(len(times), dtype=np.float64)
+        kind = v.kind
+        if mode == "number" and kind == "integer" and isinstance(plan.fill_value, float):
+            vals, kind = np.asarray(vals, dtype=np.float64), "float"
+        null_value = v.null_value if mode == "null" else None
+        vals, valid = apply_fill(mode, vals, v.valid, times, plan.fill_value, null_value=null_value)
+        return Values(vals, np.asarray(valid, dtype=bool), kind)
 
     def _shape_multi(self, plan, fin, start, every, cond) -> Series | None:
         multi = [(c, f) for c, f in fin.items() if c.func in ("distinct", "top", "bottom", "sample")]
@@ -396,22 +422,29 @@ class SelectExecutor:
         col = Values(f.values, np.ones(n, dtype=bool), KIND[f.ftype])
         return self._finish(plan, times, [(plan.columns[0].name, col)])
 
-    def _eval_agg(self, e, env, times, n) -> Values:
+    def _eval_agg(self, e, env, times, n, plan=None) -> Values:
         if isinstance(e, ast.Call):
             name = e.name
             if name in TRANSFORMS:
-                inner = self._eval_agg(e.args[0], env, times, n)
-                return self._transform(name, e, times, inner)
+                inner = self._eval_agg(e.args[0], env, times, n, plan)
+                if plan is not None and plan.every and plan.fill not in ("null", "none"):
+                    inner = self._fill(plan, inner, times)
+                elif inner.null_value is not None:
+                    inner = self._fill(plan, inner, times)  # count: empty windows count 0
+                # without a unit, derivative uses the GROUP BY interval on aggregates
+                unit = plan.every if plan is not None and plan.every else 10**9
+                return self._transform(name, e, times, inner, unit)
             if name in MATH:
-                args = [self._eval_agg(a, env, times, n) for a in e.args]
-                return _math(name, args)
+                return _math(name, [self._eval_agg(a, env, times, n, plan) for a in e.args])
             key = _call_key(e)
             return env.get(key) or _null(n)
         if isinstance(e, ast.BinaryExpr):
-            return _binary(e.op, self._eval_agg(e.lhs, env, times, n), self._eval_agg(e.rhs, env, times, n))
+            return _binary(e.op, self._eval_agg(e.lhs, env, times, n, plan),
+                           self._eval_agg(e.rhs, env, times, n, plan))
         if isinstance(e, ast.UnaryExpr):
-            v = self._eval_agg(e.expr, env, times, n)
-            return Values(-v.values, v.valid, v.kind)
+            v = self._eval_agg(e.expr, env, times, n, plan)
+            vals, valid = fmath.negate(v.values, v.valid)
+            return Values(vals, valid, v.kind)
         if isinstance(e, (ast.IntegerLiteral, ast.NumberLiteral)):
             kind = "integer" if isinstance(e, ast.IntegerLiteral) else "float"
             return Values(np.full(n, e.value, dtype=np.int64 if kind == "integer" else np.float64),
@@ -421,32 +454,33 @@ class SelectExecutor:
             return _null(n)
         raise StatementError(f"unsupported expression: {e}")
 
-    def _transform(self, name, call, times, v: Values) -> Values:
+    def _transform(self, name, call, times, v: Values, default_unit: int = 10**9) -> Values:
+        """Apply a transform to the non-null rows of a column (InfluxDB skips null windows),
+        then put the results back on the input rows; rows without a result are null."""
         if v.kind not in ("float", "integer"):
             raise StatementError(f"unsupported {name} argument type: {v.kind}")
-        args = [a for a in call.args[1:]]
-        lit = [a.ns if isinstance(a, ast.DurationLiteral) else getattr(a, "value", None) for a in args]
-        vals = v.values
+        lit = [a.ns if isinstance(a, ast.DurationLiteral) else getattr(a, "value", None)
+               for a in call.args[1:]]
+        rows = np.flatnonzero(v.valid)
+        t_in = times[rows]
+        vals = np.asarray(v.values)[rows]
+        ok = np.ones(len(rows), dtype=bool)
         if name in ("derivative", "non_negative_derivative"):
-            unit = lit[0] if lit else 10**9
-            t, out, valid = getattr(tf, name)(times, vals, v.valid, unit)
+            t, out, valid = getattr(tf, name)(t_in, vals, ok, lit[0] if lit else default_unit)
         elif name == "elapsed":
-            unit = lit[0] if lit else 1
-            t, out, valid = tf.elapsed(times, vals, v.valid, unit)
+            t, out, valid = tf.elapsed(t_in, vals, ok, lit[0] if lit else 1)
         elif name == "moving_average":
-            t, out, valid = tf.moving_average(times, vals, v.valid, int(lit[0]))
+            t, out, valid = tf.moving_average(t_in, vals, ok, int(lit[0]))
         else:
-            t, out, valid = getattr(tf, name)(times, vals, v.valid)
-        if len(t) != len(times):
-            # realign to the input rows (transforms drop the first row(s))
-            pos = np.searchsorted(times, t)
-            full = np.zeros(len(times), dtype=np.asarray(out).dtype)
-            fv = np.zeros(len(times), dtype=bool)
-            full[pos] = out
-            fv[pos] = valid
-            out, valid = full, fv
-        kind = "integer" if np.asarray(out).dtype == np.int64 else "float"
-        return Values(out, np.asarray(valid, dtype=bool), kind)
+            t, out, valid = getattr(tf, name)(t_in, vals, ok)
+        out = np.asarray(out)
+        pos = np.searchsorted(times, t)
+        full = np.zeros(len(times), dtype=out.dtype)
+        fv = np.zeros(len(times), dtype=bool)
+        full[pos] = out
+        fv[pos] = np.asarray(valid, dtype=bool)
+        kind = "integer" if out.dtype == np.int64 else "float"
+        return Values(full, fv, kind)
 
     # -- raw queries -------------------------------------------------------------------------
     def _read_aligned(self, view, sid, fields, lo, hi):
@@ -478,11 +512,7 @@ class SelectExecutor:
         return times, out
 
     def _raw_group(self, plan, views, sids, tags_list, ftypes, tag_keys, group_keys, cond, lo, hi):
-        if plan.wildcard:
-            names = sorted((set(ftypes) | tag_keys) - group_keys)
-            exprs = [(n, ast.VarRef(n)) for n in names]
-        else:
-            exprs = [(c.name, c.expr) for c in plan.columns]
+        exprs = [(c.name, c.expr) for c in plan.columns]
         field_refs = set()
         for _n, e in exprs:
             field_refs |= self._refs(e, lambda x: x in tag_keys)
@@ -567,7 +597,8 @@ class SelectExecutor:
                            self._eval_raw(e.rhs, cols, tags, times, ftypes, tag_keys))
         if isinstance(e, ast.UnaryExpr):
             v = self._eval_raw(e.expr, cols, tags, times, ftypes, tag_keys)
-            return Values(-v.values, v.valid, v.kind)
+            vals, valid = fmath.negate(v.values, v.valid)
+            return Values(vals, valid, v.kind)
         if isinstance(e, (ast.IntegerLiteral, ast.NumberLiteral)):
             kind = "integer" if isinstance(e, ast.IntegerLiteral) else "float"
             return Values(np.full(n, e.value), np.ones(n, dtype=bool), kind)
@@ -651,7 +682,11 @@ def _concat_mixed(vals: list[Values], kind: str) -> Values:
     return Values(values, valid, kind)
 
 
-def _numeric(v: Values):
+def _kind_of(values) -> str:
+    return "integer" if np.asarray(values).dtype == np.int64 else "float"
+
+
+def _numeric_or_none(v: Values):
     if v.kind not in ("float", "integer") or v.values is None:
         return None
     return np.asarray(v.values)
@@ -659,66 +694,20 @@ def _numeric(v: Values):
 
 def _binary(op: str, a: Values, b: Values) -> Values:
     n = len(a.valid)
-    if op in ("AND", "OR", "=", "!=", "<>", "<", "<=", ">", ">=", "=~", "!~"):
-        raise StatementError(f"operator {op} is not allowed in a field expression")
-    x, y = _numeric(a), _numeric(b)
+    x, y = _numeric_or_none(a), _numeric_or_none(b)
     if x is None or y is None:
-        return Values(np.zeros(n), np.zeros(n, dtype=bool), "float")
-    valid = a.valid & b.valid
-    both_int = a.kind == "integer" and b.kind == "integer"
-    with np.errstate(all="ignore"):
-        if op == "+":
-            r = x + y
-        elif op == "-":
-            r = x - y
-        elif op == "*":
-            r = x * y
-        elif op == "/":
-            r = np.true_divide(x.astype(np.float64), y.astype(np.float64))
-            both_int = False
-            valid = valid & (y != 0)
-        elif op == "%":
-            if both_int:
-                safe = np.where(y == 0, 1, y)
-                r = np.fmod(x, safe)
-                valid = valid & (y != 0)
-            else:
-                r = np.fmod(x.astype(np.float64), y.astype(np.float64))
-        else:
-            raise StatementError(f"unsupported operator {op}")
-    kind = "integer" if both_int else "float"
-    r = r.astype(np.int64 if kind == "integer" else np.float64)
-    if kind == "float":
-        valid = valid & ~np.isnan(r)
-    return Values(r, valid, kind)
-
-
-_UNARY = {"abs": np.abs, "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin,
-          "acos": np.arccos, "atan": np.arctan, "exp": np.exp, "ln": np.log, "log2": np.log2,
-          "log10": np.log10, "sqrt": np.sqrt, "floor": np.floor, "ceil": np.ceil, "round": np.round}
+        return _null(n)
+    vals, valid = fmath.binary_op(op, x, a.valid, y, b.valid)
+    return Values(vals, np.asarray(valid, dtype=bool), _kind_of(vals))
 
 
 def _math(name: str, args: list[Values]) -> Values:
     n = len(args[0].valid)
-    xs = [_numeric(a) for a in args]
+    xs = [_numeric_or_none(a) for a in args]
     if any(x is None for x in xs):
-        return Values(np.zeros(n), np.zeros(n, dtype=bool), "float")
-    valid = np.logical_and.reduce([a.valid for a in args])
-    with np.errstate(all="ignore"):
-        if name in _UNARY:
-            x = xs[0]
-            if name == "abs" and args[0].kind == "integer":
-                return Values(np.abs(x), valid, "integer")
-            if name in ("floor", "ceil", "round") and args[0].kind == "integer":
-                return Values(x, valid, "integer")
-            r = _UNARY[name](x.astype(np.float64))
-        elif name == "atan2":
-            r = np.arctan2(xs[0].astype(np.float64), xs[1].astype(np.float64))
-        elif name == "pow":
-            r = np.power(xs[0].astype(np.float64), xs[1].astype(np.float64))
-        elif name == "log":
-            r = np.log(xs[0].astype(np.float64)) / np.log(xs[1].astype(np.float64))
-        else:
-            raise StatementError(f"undefined function {name}()")
-    valid = valid & ~np.isnan(r)
-    return Values(r, valid, "float")
+        return _null(n)
+    if len(args) == 1:
+        vals, valid = fmath.unary(name, xs[0], args[0].valid)
+    else:
+        vals, valid = fmath.binary_fn(name, xs[0], args[0].valid, xs[1], args[1].valid)
+    return Values(vals, np.asarray(valid, dtype=bool), _kind_of(vals))

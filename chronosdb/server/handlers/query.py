@@ -52,7 +52,7 @@ async def handle_query(server, req) -> Response:
         raise BadRequest('missing required parameter "q"')
     epoch = params.get("epoch") or None
     if epoch is not None and epoch not in EPOCHS:
-        raise BadRequest(f'invalid epoch "{epoch}" (use ns, u, ms, s, m or h)')
+        epoch = "ns"  # InfluxDB 1.x answers nanoseconds for an epoch it does not know
     try:
         stmts = parse(q)
     except ParseError as e:
