@@ -118,6 +118,8 @@ class SelectExecutor:
                             out.append((db, rp, m))
                 else:
                     out.append((db, rp, src.name.encode()))
+            elif isinstance(src, ast.SubQuery):
+                out.append(("", None, src))
             else:
                 raise StatementError(f"{type(src).__name__} sources are not supported yet")
         seen, uniq = set(), []
@@ -128,24 +130,41 @@ class SelectExecutor:
         return uniq
 
     # -- entry point ---------------------------------------------------------------------
+    def _sources(self, plan: SelectPlan):
+        """(reader, db, rp, measurement) per source; a subquery runs first and becomes an
+        in-memory source whose measurements are the series names it answered."""
+        out = []
+        for db, rp, m in self.measurements(plan.stmt):
+            if isinstance(m, ast.SubQuery):
+                from chronosdb.query.compile import compile_select
+                from chronosdb.query.memsource import MemoryReader
+
+                inner = SelectExecutor(self.reader, self.db, self.rp, self.now, self.limits,
+                                       self.check_cancel)
+                mem = MemoryReader("", inner.run(compile_select(m.statement, self.limits.max_buckets)))
+                out.extend((mem, "", None, name) for name in mem.measurements(""))
+            else:
+                if db not in self.reader.databases():
+                    raise StatementError(f"database not found: {db}")
+                out.append((self.reader, db, rp, m))
+        # InfluxDB answers measurements in name order.
+        return sorted(out, key=lambda x: x[3])
+
     def run(self, plan: SelectPlan) -> list[Series]:
         series: list[Series] = []
-        # InfluxDB answers measurements in name order.
-        ms = sorted(self.measurements(plan.stmt), key=lambda x: x[2])
+        sources = self._sources(plan)
         union_fields: dict[str, FieldType] = {}
         union_tags: set[str] = set()
-        for db, rp, m in ms:
-            if db not in self.reader.databases():
-                raise StatementError(f"database not found: {db}")
-            for f, ts in self.reader.field_types(db, m).items():
+        for reader, db, rp, m in sources:
+            for f, ts in reader.field_types(db, m).items():
                 union_fields.setdefault(f.decode(), sorted(ts)[0])
-            union_tags |= {k.decode() for k in self.reader.tag_keys(db, m)}
+            union_tags |= {k.decode() for k in reader.tag_keys(db, m)}
         group_keys = set(plan.group_tags or [])
         if plan.group_all:
             group_keys = set(union_tags)
         plan = expand_wildcards(plan, union_fields, union_tags - group_keys)
-        for db, rp, m in ms:
-            series.extend(self._run_measurement(plan, db, rp, m))
+        for reader, db, rp, m in sources:
+            series.extend(self._run_measurement(plan, reader, db, rp, m))
         stmt = plan.stmt
         if stmt.order_desc:
             series.reverse()
@@ -156,8 +175,7 @@ class SelectExecutor:
         return series
 
     # -- per measurement ----------------------------------------------------------------------
-    def _run_measurement(self, plan: SelectPlan, db: str, rp, m: bytes) -> list[Series]:
-        reader = self.reader
+    def _run_measurement(self, plan: SelectPlan, reader, db: str, rp, m: bytes) -> list[Series]:
         tag_keys = {k.decode() for k in reader.tag_keys(db, m)}
         ftypes = {f.decode(): sorted(ts)[0] for f, ts in reader.field_types(db, m).items()}
 
@@ -381,8 +399,9 @@ class SelectExecutor:
             return None
         mode = plan.fill
         keep = None
-        if plan.transforms:
+        if plan.transforms or (mode == "null" and all(c.func == "integral" for c in fin)):
             # Transforms filled their input already; rows they leave empty are not shown.
+            # integral emits nothing for an empty window (InfluxDB 1.6.7), even under fill(null).
             keep = np.flatnonzero(any_valid)
         elif mode == "none":
             keep = np.flatnonzero(any_valid)
