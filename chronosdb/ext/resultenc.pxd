@@ -2,10 +2,15 @@
 from libc.stdint cimport int64_t, uint64_t
 
 
-# A growable output buffer owned by one encoder call. Appends never fail silently: the Python
-# wrappers check every reserve and raise MemoryError.
+from cpython.object cimport PyObject
+
+
+# A growable output buffer owned by one encoder call: the bytes object that will be returned,
+# written in place and resized (realloc) as it grows, so the answer is never copied. Appends
+# never fail silently: the Python wrappers check every reserve and raise MemoryError.
 cdef struct OutBuf:
-    char* data          # malloc'd bytes, NULL until the first reserve
+    PyObject* owner     # the bytes object being filled (one reference held), NULL until used
+    char* data          # its byte array, NULL until the first reserve
     Py_ssize_t length   # bytes written so far
     Py_ssize_t capacity # bytes allocated
 

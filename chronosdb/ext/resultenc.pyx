@@ -24,6 +24,7 @@ import numpy as np
 
 cimport numpy as cnp
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, realloc
 
@@ -138,6 +139,12 @@ cdef extern from *:
             output = vr + ((vr == vm && (!accept_bounds || !vm_trailing_zeros)) || last_removed >= 5);
         } else {
             int round_up = 0;
+            /* most doubles lose several digits: take two at a time while that is safe */
+            while (vp / 100 > vm / 100) {
+                round_up = (vr % 100) >= 50;
+                vr /= 100; vp /= 100; vm /= 100;
+                removed += 2;
+            }
             while (vp / 10 > vm / 10) {
                 round_up = (vr % 10) >= 5;
                 vr /= 10; vp /= 10; vm /= 10;
@@ -152,12 +159,33 @@ cdef extern from *:
     }
 
     /* ---- number and time formatting (each returns the new end of the output) -------------- */
-    static inline int renc_utoa(uint64_t v, char *digits) {   /* digits most significant first */
-        char tmp[20];
-        int n = 0;
-        do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
-        for (int i = 0; i < n; i++) digits[i] = tmp[n - 1 - i];
+    static const char renc_pairs[201] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
+
+    static inline int renc_decimal_length(uint64_t v) {
+        int n = 1;
+        while (v >= 10000) { v /= 10000; n += 4; }
+        if (v >= 100) { v /= 100; n += 2; }
+        if (v >= 10) n += 1;
         return n;
+    }
+
+    /* decimal digits of v at digits[0..n), most significant first; returns n */
+    static inline int renc_utoa(uint64_t v, char *digits) {
+        int n = renc_decimal_length(v);
+        char *p = digits + n;
+        while (v >= 100) { uint64_t k = (v % 100) * 2; v /= 100; p -= 2; p[0] = renc_pairs[k]; p[1] = renc_pairs[k + 1]; }
+        if (v >= 10) { p -= 2; p[0] = renc_pairs[v * 2]; p[1] = renc_pairs[v * 2 + 1]; }
+        else { *--p = (char)('0' + v); }
+        return n;
+    }
+
+    static inline char *renc_put(char *p, const char *s, Py_ssize_t n) {
+        if (n == 1) { *p = *s; return p + 1; }
+        memcpy(p, s, (size_t)n);
+        return p + n;
     }
 
     static inline char *renc_i64(char *p, int64_t v) {
@@ -336,6 +364,7 @@ cdef extern from *:
     char* renc_json_double(char* p, double x) noexcept nogil
     char* renc_csv_double(char* p, double x) noexcept nogil
     char* renc_rfc3339(char* p, int64_t ns) noexcept nogil
+    char* renc_put(char* p, const char* s, Py_ssize_t n) noexcept nogil
     char* renc_json_string(char* p, const uint8_t* s, Py_ssize_t n) noexcept nogil
     char* renc_csv_string(char* p, const uint8_t* s, Py_ssize_t n) noexcept nogil
 
@@ -383,22 +412,41 @@ _EPOCH_DIVISORS = {"u": 1_000, "µ": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
 _KIND_CODES = {"float": COL_FLOAT, "integer": COL_INT, "boolean": COL_BOOL, "string": COL_STRING}
 
 
-cdef int ob_reserve(OutBuf* ob, Py_ssize_t extra) noexcept nogil:
+cdef extern from "Python.h":
+    PyObject* _new_bytes "PyBytes_FromStringAndSize"(const char* v, Py_ssize_t n)
+    int _resize_bytes "_PyBytes_Resize"(PyObject** b, Py_ssize_t n)
+    char* _bytes_data "PyBytes_AS_STRING"(PyObject* b) nogil
+    void Py_XDECREF(PyObject* o)
+    void PyErr_Clear()
+
+
+cdef int ob_grow(OutBuf* ob, Py_ssize_t cap) noexcept with gil:
+    """Resize the bytes object being filled (or create it); -1 when memory runs out."""
+    if ob.owner == NULL:
+        ob.owner = _new_bytes(NULL, cap)
+    elif _resize_bytes(&ob.owner, cap) < 0:
+        ob.owner = NULL  # _PyBytes_Resize dropped the old object
+    if ob.owner == NULL:
+        PyErr_Clear()
+        ob.data = NULL
+        ob.length = 0
+        ob.capacity = 0
+        return -1
+    ob.data = _bytes_data(ob.owner)
+    ob.capacity = cap
+    return 0
+
+
+cdef inline int ob_reserve(OutBuf* ob, Py_ssize_t extra) noexcept nogil:
     """Make room for ``extra`` more bytes; -1 when memory runs out (the caller raises)."""
     cdef Py_ssize_t need = ob.length + extra
     cdef Py_ssize_t cap
-    cdef char* grown
     if need <= ob.capacity:
         return 0
     cap = ob.capacity * 2 if ob.capacity else 4096
     while cap < need:
         cap *= 2
-    grown = <char*>realloc(ob.data, cap)
-    if grown == NULL:
-        return -1
-    ob.data = grown
-    ob.capacity = cap
-    return 0
+    return ob_grow(ob, cap)
 
 
 cdef int ob_write(OutBuf* ob, const char* p, Py_ssize_t n) noexcept nogil:
@@ -419,7 +467,7 @@ cdef class _Buffer:
     cdef OutBuf ob
 
     def __dealloc__(self):
-        free(self.ob.data)
+        Py_XDECREF(self.ob.owner)
 
     cdef write(self, bytes b):
         if ob_write(&self.ob, PyBytes_AS_STRING(b), len(b)) < 0:
@@ -444,9 +492,19 @@ cdef class _Buffer:
         self.ob.length = end - self.ob.data
 
     cdef bytes take(self):
-        """The bytes written so far; the buffer starts over empty."""
-        cdef bytes out = PyBytes_FromStringAndSize(self.ob.data, self.ob.length)
+        """The bytes written so far (the object itself, shrunk to fit, not a copy); the buffer
+        starts over empty."""
+        if self.ob.owner == NULL:
+            return b""
+        if _resize_bytes(&self.ob.owner, self.ob.length) < 0:
+            self.ob.owner = NULL
+            raise MemoryError("query result encoder: out of memory")
+        cdef bytes out = <bytes>self.ob.owner
+        Py_XDECREF(self.ob.owner)
+        self.ob.owner = NULL
+        self.ob.data = NULL
         self.ob.length = 0
+        self.ob.capacity = 0
         return out
 
 
@@ -656,26 +714,32 @@ cdef int _rows_kernel(OutBuf* ob, ColumnView* cols, Py_ssize_t ncols,
                       const char* row_end, Py_ssize_t row_end_n) noexcept nogil:
     """Rows [lo, hi): per row its prefix, then per cell a prefix and the value, then row_end.
 
-    JSON compact uses "" / "," / "[" / "," / "]" around rows and cells (indented variants for
-    pretty); CSV uses "name,tags" as the row prefix, "," before each cell and "\\n" after."""
-    cdef Py_ssize_t r, j, n
+    JSON compact uses "[" / ",[" / "" / "," / "]" around rows and cells (indented variants for
+    pretty); CSV uses "name,tags" as the row prefix, "," before each cell and "\n" after. Room
+    for everything but string bytes is reserved once per row, so the cells write through a bare
+    pointer; a string cell reserves its own worst case (6 bytes per input byte in JSON) on top."""
+    cdef Py_ssize_t r, j, n, row_room, cell_prefix_n
     cdef char* p
     cdef ColumnView* c
-    cdef int64_t t
     cdef const int64_t* offs
-    cdef Py_ssize_t cell
+    cdef bint first
+    # Worst case of one row without string bytes: the longest JSON number is 24 bytes
+    # (-2.2250738585072014e-308), a CSV float CELL_MAX, a time 40.
+    cell_prefix_n = first_cell_n if first_cell_n > next_cell_n else next_cell_n
+    row_room = (first_row_n if first_row_n > next_row_n else next_row_n) + row_end_n + 48
+    row_room += (ncols + 1) * (cell_prefix_n + (CELL_MAX if csv else 32))
     for r in range(lo, hi):
-        if r == lo:
-            if ob_write(ob, first_row, first_row_n) < 0:
-                return -1
-        elif ob_write(ob, next_row, next_row_n) < 0:
+        if ob_reserve(ob, row_room) < 0:
             return -1
-        cell = 0
+        p = ob.data + ob.length
+        if r == lo:
+            p = renc_put(p, first_row, first_row_n)
+        else:
+            p = renc_put(p, next_row, next_row_n)
+        first = True
         if time_mode != TIME_ABSENT:
-            if ob_write(ob, first_cell, first_cell_n) < 0 or ob_reserve(ob, 40) < 0:
-                return -1
-            cell = 1
-            p = ob.data + ob.length
+            p = renc_put(p, first_cell, first_cell_n)
+            first = False
             if time_mode == TIME_RFC3339:
                 p[0] = b'"'
                 p = renc_rfc3339(p + 1, times[r])
@@ -683,31 +747,14 @@ cdef int _rows_kernel(OutBuf* ob, ColumnView* cols, Py_ssize_t ncols,
                 p += 1
             else:
                 # cdivision: C's / truncates toward zero, as Go's does (-1500 ns is 0 ms)
-                t = times[r] // divisor
-                p = renc_i64(p, t)
-            ob.length = p - ob.data
+                p = renc_i64(p, times[r] // divisor)
         for j in range(ncols):
             c = &cols[j]
-            if cell == 0:
-                if ob_write(ob, first_cell, first_cell_n) < 0:
-                    return -1
-            elif ob_write(ob, next_cell, next_cell_n) < 0:
-                return -1
-            cell += 1
-            if c.kind == COL_STRING and (c.valid == NULL or c.valid[r]):
-                offs = c.str_offsets
-                n = offs[r + 1] - offs[r]
-                if ob_reserve(ob, (2 * n + 2) if csv else (6 * n + 2)) < 0:
-                    return -1
-                if csv:
-                    p = renc_csv_string(ob.data + ob.length, <const uint8_t*>(c.str_data + offs[r]), n)
-                else:
-                    p = renc_json_string(ob.data + ob.length, <const uint8_t*>(c.str_data + offs[r]), n)
-                ob.length = p - ob.data
-                continue
-            if ob_reserve(ob, CELL_MAX) < 0:
-                return -1
-            p = ob.data + ob.length
+            if first:
+                p = renc_put(p, first_cell, first_cell_n)
+                first = False
+            else:
+                p = renc_put(p, next_cell, next_cell_n)
             if c.kind == COL_NULL or (c.valid != NULL and not c.valid[r]):
                 if not csv:
                     memcpy_(p, b"null", 4)
@@ -719,22 +766,32 @@ cdef int _rows_kernel(OutBuf* ob, ColumnView* cols, Py_ssize_t ncols,
                     p = renc_json_double(p, (<const double*>c.values)[r])
             elif c.kind == COL_INT:
                 p = renc_i64(p, (<const int64_t*>c.values)[r])
-            else:  # COL_BOOL
+            elif c.kind == COL_BOOL:
                 if (<const uint8_t*>c.values)[r]:
                     memcpy_(p, b"true", 4)
                     p += 4
                 else:
                     memcpy_(p, b"false", 5)
                     p += 5
-            ob.length = p - ob.data
-        if cell == 0 and not csv:
+            else:  # COL_STRING
+                offs = c.str_offsets
+                n = offs[r + 1] - offs[r]
+                ob.length = p - ob.data
+                if ob_reserve(ob, ((2 * n + 2) if csv else (6 * n + 2)) + row_room) < 0:
+                    return -1
+                p = ob.data + ob.length
+                if csv:
+                    p = renc_csv_string(p, <const uint8_t*>(c.str_data + offs[r]), n)
+                else:
+                    p = renc_json_string(p, <const uint8_t*>(c.str_data + offs[r]), n)
+        if first and not csv:
             # a row without cells: the prefix opened it, and Go writes [] compactly even when
             # indenting
-            if ob_write(ob, b"]", 1) < 0:
-                return -1
-            continue
-        if ob_write(ob, row_end, row_end_n) < 0:
-            return -1
+            p[0] = b']'
+            p += 1
+        else:
+            p = renc_put(p, row_end, row_end_n)
+        ob.length = p - ob.data
     return 0
 
 
