@@ -42,7 +42,8 @@ def world(tmp_path_factory):
     truth = {}
     for h in range(3):
         key = f"m,host=h{h}".encode()
-        t = T0 + np.sort(rng.choice(40_000, 6000, replace=False)).astype(np.int64) * S
+        # + h ns: no two hosts share a timestamp, so first()/last() have no cross-series ties
+        t = T0 + np.sort(rng.choice(40_000, 6000, replace=False)).astype(np.int64) * S + h
         v = np.round(rng.normal(50, 20, 6000), 2)
         e.write("db", WriteBatch([key], [FieldColumn(b"v", FieldType.FLOAT, np.zeros(6000, np.int32), t, v)]))
         truth[h] = dict(zip(t.tolist(), v.tolist()))
@@ -51,7 +52,7 @@ def world(tmp_path_factory):
     for h in range(3):
         key = f"m,host=h{h}".encode()
         ts = sorted(rng.choice(list(truth[h]), 40, replace=False).tolist())
-        extra = (T0 + np.arange(41_000, 41_050) * S).tolist()
+        extra = (T0 + np.arange(41_000, 41_050) * S + h).tolist()
         allt = np.array(ts + extra, dtype=np.int64)
         vals = np.round(rng.normal(0, 100, len(allt)), 2)
         e.write("db", WriteBatch([key], [FieldColumn(b"v", FieldType.FLOAT, np.zeros(len(allt), np.int32), allt, vals)]))

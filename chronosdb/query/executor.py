@@ -220,6 +220,7 @@ class SelectExecutor:
                     lo = self._earliest(views, sids, plan, lo, hi)
                     if lo is None:
                         return []
+                lo, hi = self._limit_windows(plan, lo, hi)
                 for g in sorted(groups):
                     self.check_cancel()
                     members = [int(sids[i]) for i in groups[g]]
@@ -241,19 +242,35 @@ class SelectExecutor:
         return out
 
     def _earliest(self, views, sids, plan, lo, hi):
-        """The first point time of the selected series (the lower bound when none was given)."""
+        """The first point time of the selected series (the lower bound when none was given),
+        from block indexes and cache bounds: no decoding."""
         best = None
-        fields = {c.field for c in plan.calls}
-        for v in views:
+        fields = [c.field.encode() for c in plan.calls]
+        for v in views:  # oldest shard first: the first one with data has the answer
             for sid in sids.tolist():
                 for f in fields:
-                    col = v.scan(int(sid), f.encode(), lo, hi)
-                    if col is not None and len(col[0]):
-                        t = int(col[0][0])
+                    r = v.time_range(int(sid), f)
+                    if r is not None and r[1] >= lo and r[0] <= hi:
+                        t = max(r[0], lo)
                         best = t if best is None else min(best, t)
             if best is not None:
                 return best
         return best
+
+    def _limit_windows(self, plan, lo, hi):
+        """LIMIT/OFFSET over GROUP BY time windows with fill(null) or fill(value): windows are
+        contiguous, so only the first (or, ORDER BY DESC, last) offset+limit windows matter."""
+        stmt = plan.stmt
+        if not (plan.every and stmt.limit and plan.fill in ("null", "value")
+                and not plan.transforms and not plan.multi_row):
+            return lo, hi
+        need = stmt.offset + stmt.limit
+        e, off = plan.every, plan.offset
+        if stmt.order_desc:
+            last_start = ((hi - off) // e) * e + off
+            return max(lo, last_start - (need - 1) * e), hi
+        first_start = ((lo - off) // e) * e + off
+        return lo, min(hi, first_start + need * e - 1)
 
     # -- aggregates ----------------------------------------------------------------------------
     def _grid(self, plan: SelectPlan, lo: int, hi: int) -> tuple[int, int, int]:
@@ -502,11 +519,16 @@ class SelectExecutor:
         return Values(full, fv, kind)
 
     # -- raw queries -------------------------------------------------------------------------
-    def _read_aligned(self, view, sid, fields, lo, hi):
-        """Times (union over the fields) and, per field, values + validity aligned to them."""
+    def _read_aligned(self, view, sid, fields, lo, hi, edge: int = 0, last: bool = False):
+        """Times (union over the fields) and, per field, values + validity aligned to them.
+        With ``edge``, only the first/last ``edge`` points of each field are read (their union
+        holds the first/last ``edge`` rows)."""
         cols = {}
         for f in fields:
-            col = view.scan(sid, f.encode(), lo, hi)
+            if edge:
+                col = view.scan_edge(sid, f.encode(), lo, hi, edge, last)
+            else:
+                col = view.scan(sid, f.encode(), lo, hi)
             if col is not None and len(col[0]):
                 cols[f] = col
         if not cols:
@@ -538,14 +560,27 @@ class SelectExecutor:
         sel_fields = [f for f in field_refs if f in ftypes]
         resid_fields = self._refs(cond.residual, lambda x: x in tag_keys) if cond.residual is not None else set()
         read_fields = sorted(set(sel_fields) | {f for f in resid_fields if f in ftypes})
+        stmt = plan.stmt
+        # LIMIT without a field filter: only the first (ORDER BY DESC: last) offset+limit points
+        # of each field can make the answer, so read just those edges.
+        edge = (stmt.offset + stmt.limit) if stmt.limit and cond.residual is None else 0
         parts = []  # per series: (times, {field: (vals, valid)}, tags)
         for sid, tags in zip(sids, tags_list):
             tparts, cparts = [], []
-            for v in views:
-                t, cols = self._read_aligned(v, sid, read_fields, lo, hi)
+            ordered = views[::-1] if (edge and stmt.order_desc) else views
+            have = 0
+            for v in ordered:
+                t, cols = self._read_aligned(v, sid, read_fields, lo, hi,
+                                             edge=edge, last=stmt.order_desc)
                 if t is not None:
                     tparts.append(t)
                     cparts.append(cols)
+                    have += len(t)
+                    if edge and have >= edge:
+                        break
+            if edge and stmt.order_desc:
+                tparts.reverse()
+                cparts.reverse()
             if not tparts:
                 continue
             times, cols = _concat_aligned(tparts, cparts, read_fields, ftypes)

@@ -208,7 +208,10 @@ class Engine:
                         idx.add_fields(m, fl)
                 out.merge(res)
                 if shard.cache.nbytes >= self.options.shard.cache_snapshot_bytes:
-                    self._wake.set()
+                    if self._threads:
+                        self._wake.set()
+                    else:
+                        self._snapshot(shard)  # no background threads: the writer snapshots
             if g.end > hi:
                 break
             # Jump to the first point at or after the next group (skip empty groups).

@@ -235,3 +235,105 @@ class ShardView:
         ftype, runs_t, runs_v = self._runs(sid, field, lo, hi, skip_blocks=used_blocks)
         rest = merge_columns(ftype, runs_t, runs_v) if runs_t else None
         return stats, rest
+
+    # -- edges: first/last points without reading everything -------------------------------------
+    def time_range(self, sid: int, field: bytes):
+        """(first, last) time of a series+field in this view from metadata alone (block index
+        and cache bounds), or None. Tombstones are ignored: a bound, not an exact value."""
+        lo = hi = None
+        for h in self.segments:
+            bt = h.reader.blocks(sid, field)
+            if bt is not None and len(bt):
+                a, b = int(bt["min_time"][0]), int(bt["max_time"][-1])
+                lo = a if lo is None else min(lo, a)
+                hi = b if hi is None else max(hi, b)
+        for c in self.caches:
+            r = c.time_range(sid, field)
+            if r is not None:
+                lo = r[0] if lo is None else min(lo, r[0])
+                hi = r[1] if hi is None else max(hi, r[1])
+        return None if lo is None else (lo, hi)
+
+    def scan_edge(self, sid: int, field: bytes, min_time: int, max_time: int, k: int, last: bool):
+        """The first (or last) ``k`` points of a series+field in the range, merged as ``scan``
+        would, decoding only the blocks at that edge. Falls back to ``scan`` when tombstones
+        touch the series (they could hide points the edge blocks were counted on)."""
+        from chronosdb.storage.shard import merge_columns
+
+        lo, hi = max(min_time, self.start), min(max_time, self.end - 1)
+        if lo > hi:
+            return None
+        if any(sid in t.series for t in self.tombstones):
+            col = self.scan(sid, field, lo, hi)
+        else:
+            runs_t, runs_v, ftype = [], [], None
+            for h in self.segments:
+                r = h.reader
+                bt = r.blocks(sid, field)
+                if bt is None or not len(bt):
+                    continue
+                ftype = ftype or bt.ftype
+                inside = np.flatnonzero((bt["max_time"] >= lo) & (bt["min_time"] <= hi))
+                if last:
+                    inside = inside[::-1]
+                chosen, got = [], 0
+                for bi in inside.tolist():
+                    chosen.append(bi)
+                    # only blocks wholly inside the range count: a lower bound of the points
+                    if bt["min_time"][bi] >= lo and bt["max_time"][bi] <= hi:
+                        got += int(bt["count"][bi])
+                    if got >= k:
+                        break
+                for bi in sorted(chosen):
+                    t, v = r.read_block(sid, field, bi)
+                    t, v = _trim(t, v, lo, hi)
+                    if len(t):
+                        runs_t.append(t)
+                        runs_v.append(v)
+            # segment blocks of one key never overlap each other within a file; files may
+            # overlap: merge all runs with the newest winning, caches last
+            for c in self.caches:
+                e = c.entries.get((sid, field))
+                if e is None or e.min_time is None or e.max_time < lo or e.min_time > hi:
+                    continue
+                col = c.get(sid, field)
+                if col is None:
+                    continue
+                t, v = _trim(col[0], col[1], lo, hi)
+                if len(t):
+                    ftype = ftype or e.ftype
+                    runs_t.append(t)
+                    runs_v.append(v)
+            if not runs_t:
+                return None
+            if len(runs_t) == 1:
+                col = (runs_t[0], runs_v[0])
+            elif _disjoint_sorted(runs_t):
+                col = _concat_runs(ftype, runs_t, runs_v)
+            else:  # sources overlap in time: merge, oldest first, the newest value winning
+                col = merge_columns(ftype, runs_t, runs_v)
+        if col is None or not len(col[0]):
+            return None
+        t, v = col
+        n = len(t)
+        if n > k:
+            sl = np.arange(n - k, n) if last else np.arange(k)
+            return t[sl], _take(v, sl)
+        return t, v
+
+
+def _disjoint_sorted(runs_t) -> bool:
+    """True when the runs follow each other in time (each starts after the previous ends)."""
+    for a, b in zip(runs_t, runs_t[1:]):
+        if len(a) and len(b) and b[0] <= a[-1]:
+            return False
+    return True
+
+
+def _concat_runs(ftype, runs_t, runs_v):
+    from chronosdb.model.fieldtype import FieldType
+
+    t = np.concatenate(runs_t)
+    if ftype is FieldType.STRING:
+        return t, StringArray.concat(runs_v)
+    return t, np.concatenate(runs_v)

@@ -68,13 +68,18 @@ async def handle_query(server, req) -> Response:
             chunk_size = DEFAULT_CHUNK_SIZE
     ctx = statements.QueryContext(server.engine, params.get("db") or None, params.get("rp") or None,
                                   StatementAuth(server, principal), limits=server.query_limits)
-    results = await server.run_blocking(statements.execute, stmts, ctx)
     accept = req.headers.get("accept", "")
     if "application/csv" in accept or "text/csv" in accept:
-        body = await server.run_blocking(resultenc.encode_csv, results, epoch)
-        return Response(200, body, "application/csv")
+        def work():
+            return resultenc.encode_csv(statements.execute(stmts, ctx), epoch)
+        return Response(200, await server.run_blocking(work), "application/csv")
     if chunked:
+        results = await server.run_blocking(statements.execute, stmts, ctx)
         return Response(200, b"", "application/json", stream=_chunks(results, epoch, chunk_size))
     pretty = params.get("pretty", "").lower() == "true"
-    body = await server.run_blocking(resultenc.encode_results, results, epoch, pretty)
-    return Response(200, body, "application/json")
+
+    def work():
+        # one trip to the worker pool: execute and encode together
+        return resultenc.encode_results(statements.execute(stmts, ctx), epoch, pretty)
+
+    return Response(200, await server.run_blocking(work), "application/json")
