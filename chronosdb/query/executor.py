@@ -308,6 +308,7 @@ class SelectExecutor:
         any_data = False
         for v in views:
             for sid, tags in zip(sids, tags_list):
+                self.check_cancel()
                 if residual is not None:
                     any_data |= self._feed_filtered(v, sid, tags, by_field, partials, residual,
                                                     ftypes, is_tag, lo, hi, start, every, nwin)
@@ -566,6 +567,7 @@ class SelectExecutor:
         edge = (stmt.offset + stmt.limit) if stmt.limit and cond.residual is None else 0
         parts = []  # per series: (times, {field: (vals, valid)}, tags)
         for sid, tags in zip(sids, tags_list):
+            self.check_cancel()
             tparts, cparts = [], []
             ordered = views[::-1] if (edge and stmt.order_desc) else views
             have = 0

@@ -38,6 +38,7 @@ class QueryContext:
     now: int = 0
     limits: Limits | None = None
     check_cancel: object = None
+    queries: object = None        # the server's QueryManager (SHOW QUERIES, KILL QUERY)
 
     def __post_init__(self):
         if not self.now:
@@ -124,6 +125,21 @@ def write_into(stmt: ast.SelectStatement, series: list[Series], ctx: QueryContex
     return written
 
 
+def _queries_statement(stmt, ctx: QueryContext) -> dict:
+    from chronosdb.query.manager import duration_text
+
+    if ctx.queries is None:
+        raise StatementError("no query manager on this node")
+    if isinstance(stmt, ast.KillQuery):
+        ctx.auth.require("admin", None)
+        if not ctx.queries.kill(stmt.id):
+            raise StatementError(f"no such query id: {stmt.id}")
+        return {}
+    rows = [[q.qid, q.text, q.database, duration_text(time.monotonic() - q.started), "running"]
+            for q in ctx.queries.list() if not q.database or ctx.auth.can_read(q.database)]
+    return {"series": [{"columns": ["qid", "query", "database", "duration", "status"], "values": rows}]}
+
+
 def execute(statements, ctx: QueryContext) -> list[StatementResult]:
     results: list[StatementResult] = []
     for i, stmt in enumerate(statements):
@@ -135,6 +151,9 @@ def execute(statements, ctx: QueryContext) -> list[StatementResult]:
                     series = [Series("result", None, np.zeros(1, dtype=np.int64),
                                      [Column("written", np.array([n], dtype=np.int64), None, "integer")])]
                 results.append(StatementResult(i, series))
+                continue
+            if isinstance(stmt, (ast.ShowQueries, ast.KillQuery)):
+                results.append(StatementResult(i, series_from_rows(_queries_statement(stmt, ctx))))
                 continue
             doc = schema.run(stmt, ctx.engine, ctx.db, ctx.auth, ctx.now)
             if doc is None:

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from chronosdb.auth import ADMIN_KEY_FILE, KEYS_FILE, Authorizer, KeyStore
 from chronosdb.model.errors import ChronosError
 from chronosdb.query.executor import Limits
+from chronosdb.query.manager import QueryManager
 from chronosdb.server.config import ServerConfig
 from chronosdb.server.handlers.keys import handle_keys
 from chronosdb.server.handlers.query import handle_query
@@ -58,6 +59,7 @@ class Server:
         self.authorizer = Authorizer(self.keys, enabled=config.auth)
         self.pool = ThreadPoolExecutor(config.workers, thread_name_prefix="chronosdb-worker")
         self.query_limits = Limits()
+        self.queries = QueryManager(config.query_timeout)
         self._http_server = None
         self._udp_transports = []
         self._stop_event: asyncio.Event | None = None

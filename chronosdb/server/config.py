@@ -52,6 +52,7 @@ class ServerConfig:
     body_timeout: float = 60.0                 # ... and its body within this
     keepalive_timeout: float = 75.0            # idle keep-alive connections are closed after this
     workers: int = 4                           # threads for parsing and engine work
+    query_timeout: float = 0.0                 # seconds a query may run; 0 = no limit
     udp_batch_lines: int = 5000
     udp_flush_interval: float = 0.1
     udp_max_pending_bytes: int = 32 << 20
@@ -83,7 +84,7 @@ class ServerConfig:
 
     def _apply(self, doc: dict, source: str) -> None:
         known = {"data-dir", "http", "udp", "auth", "wal-fsync", "max-body-bytes", "workers",
-                 "header-timeout", "body-timeout", "keepalive-timeout"}
+                 "header-timeout", "body-timeout", "keepalive-timeout", "query-timeout"}
         unknown = set(doc) - known
         if unknown:
             raise ConfigError(f"{source}: unknown setting(s): {', '.join(sorted(unknown))}")
@@ -106,7 +107,7 @@ class ServerConfig:
                 if not isinstance(v, int) or v <= 0:
                     raise ConfigError(f"{source}: {key} must be a positive integer")
                 setattr(self, attr, v)
-        for key in ("header-timeout", "body-timeout", "keepalive-timeout"):
+        for key in ("header-timeout", "body-timeout", "keepalive-timeout", "query-timeout"):
             if key in doc:
                 v = doc[key]
                 if not isinstance(v, (int, float)) or v <= 0:

@@ -66,8 +66,17 @@ async def handle_query(server, req) -> Response:
             raise BadRequest(f'invalid chunk_size "{params["chunk_size"]}"') from None
         if chunk_size <= 0:
             chunk_size = DEFAULT_CHUNK_SIZE
+    running = server.queries.start(q, params.get("db"))
     ctx = statements.QueryContext(server.engine, params.get("db") or None, params.get("rp") or None,
-                                  StatementAuth(server, principal), limits=server.query_limits)
+                                  StatementAuth(server, principal), limits=server.query_limits,
+                                  check_cancel=running.check, queries=server.queries)
+    try:
+        return await _answer(server, req, params, stmts, ctx, epoch, chunked, chunk_size)
+    finally:
+        server.queries.finish(running)
+
+
+async def _answer(server, req, params, stmts, ctx, epoch, chunked, chunk_size) -> Response:
     accept = req.headers.get("accept", "")
     if "application/csv" in accept or "text/csv" in accept:
         def work():
