@@ -3,9 +3,11 @@
 Layout (docs/format/segment.md): ``header | blocks | index | footer``. Opening reads only the
 68-byte footer and the index: the footer's checksum and magic are checked, then the index bytes
 against the footer's xxh3-64, then the columnar index is decoded into numpy arrays (one array per
-attribute, no object per block). Lookups of (series id, field) are a dict hit for the field name
-plus binary searches over the sorted entries. Block bytes are read from the mapping on demand;
-each block's checksum is verified before it is decoded.
+attribute, no object per block). A lookup of (series id, field) is one dict hit: the dict from
+(series id, field name) to entry number is built on first use (one pass over the entries), so
+files that are opened but never read pay nothing for it. Block bytes are read from the mapping on
+demand by ``chronosdb.ext.blockscan``, which verifies each block's checksum, type byte, counts and
+end times against the index and decodes every chosen block of an entry into one output pair.
 """
 from __future__ import annotations
 
@@ -16,10 +18,9 @@ from typing import Iterator
 
 import numpy as np
 
-from chronosdb.ext import codecs
+from chronosdb.ext import blockscan
 from chronosdb.model.errors import CorruptionError
 from chronosdb.model.fieldtype import FieldType
-from chronosdb.model.strings import StringArray
 from chronosdb.storage.segment import layout as L
 
 _I64_MIN, _I64_MAX = -(2 ** 63), 2 ** 63 - 1
@@ -59,19 +60,6 @@ class BlockTable:
 
 
 _BLOCK_COLUMNS = frozenset(f for f in BlockTable.__dataclass_fields__ if f != "ftype")
-
-
-def _empty_values(ftype: FieldType):
-    if ftype == FieldType.STRING:
-        return StringArray(np.zeros(1, dtype=np.int64), b"")
-    return np.zeros(0, dtype=ftype.dtype)
-
-
-def _slice_values(values, lo: int, hi: int):
-    if isinstance(values, StringArray):
-        o = values.offsets[lo:hi + 1]
-        return StringArray(o - o[0], values.data[int(o[0]):int(o[-1])])
-    return values[lo:hi]
 
 
 class SegmentReader:
@@ -141,6 +129,9 @@ class SegmentReader:
         self._b_fstats = fstats
         self._b_istats = ix.stats_int
         self._series_ids = np.unique(ix.entry_series)
+        self._entry_of = None  # {(series id, field name): entry}, built by _entry on first use
+        self._scanner = blockscan.BlockScanner(
+            self.path, self._b_offset, self._b_size, self._b_count, self._b_min, self._b_max)
 
         if len(ix.block_count) and int(ix.block_count.sum()) != footer.n_values:
             raise CorruptionError(self.path, footer_at, "value count in footer disagrees with the index")
@@ -148,16 +139,18 @@ class SegmentReader:
     # --- lookups -------------------------------------------------------------------------------
 
     def _entry(self, series_id: int, field: bytes) -> int | None:
-        fid = self._field_id.get(field)
-        if fid is None or not 0 <= series_id < 2 ** 64:
+        table = self._entry_of
+        if table is None:
+            table = self._entry_of = self._build_entry_table()
+        try:
+            return table.get((series_id, field))
+        except TypeError:  # an unhashable key cannot name an entry
             return None
-        sid = np.uint64(series_id)
-        lo = int(np.searchsorted(self._e_series, sid, side="left"))
-        hi = int(np.searchsorted(self._e_series, sid, side="right"))
-        i = lo + int(np.searchsorted(self._e_field[lo:hi], fid))
-        if i < hi and self._e_field[i] == fid:
-            return i
-        return None
+
+    def _build_entry_table(self) -> dict:
+        names = self._field_names
+        keys = zip(self._e_series.tolist(), [names[f] for f in self._e_field.tolist()])
+        return {key: i for i, key in enumerate(keys)}
 
     def series_ids(self) -> np.ndarray:
         """Distinct series ids in the file, sorted (uint64)."""
@@ -202,42 +195,10 @@ class SegmentReader:
 
     # --- block decoding ------------------------------------------------------------------------
 
-    def _decode_block(self, ftype: FieldType, row: int) -> tuple[np.ndarray, object]:
+    def _decode_rows(self, ftype: FieldType, first: int, last: int, lo: int, hi: int):
         if self._mm is None:
             raise ValueError(f"segment reader for {self.path} is closed")
-        off, size = int(self._b_offset[row]), int(self._b_size[row])
-        raw = self._mm[off:off + size]  # a copy of ~1-2 KB; keeps close() always possible
-        body = raw[:-L.BLOCK_CHECKSUM_SIZE]
-        (stored,) = L.BLOCK_CHECKSUM.unpack(raw[-L.BLOCK_CHECKSUM_SIZE:])
-        if L.checksum32(body) != stored:
-            raise CorruptionError(self.path, off, f"block checksum mismatch ({size}-byte block)")
-        if body[0] != int(ftype):
-            raise CorruptionError(self.path, off, f"block type byte {body[0]}, index says {int(ftype)}")
-        count = int(self._b_count[row])
-        try:
-            tlen, pos = L.read_uvarint(body, 1)
-            if pos + tlen > len(body):
-                raise ValueError("times column runs past the block")
-            times = codecs.decode_times(body[pos:pos + tlen])
-            vbuf = body[pos + tlen:]
-            if ftype == FieldType.FLOAT:
-                values = codecs.decode_floats(vbuf)
-            elif ftype == FieldType.INTEGER:
-                values = codecs.decode_ints(vbuf)
-            elif ftype == FieldType.BOOLEAN:
-                values = codecs.decode_bools(vbuf)
-            else:
-                offsets, data = codecs.decode_strings(vbuf)
-                values = StringArray(offsets, data)
-        except ValueError as e:
-            raise CorruptionError(self.path, off, f"undecodable block: {e}") from None
-        if len(times) != count or len(values) != count:
-            raise CorruptionError(
-                self.path, off, f"block holds {len(times)} times, {len(values)} values; index says {count}"
-            )
-        if times[0] != self._b_min[row] or times[-1] != self._b_max[row]:
-            raise CorruptionError(self.path, off, "block times disagree with the index")
-        return times, values
+        return self._scanner.scan(self._mm, first, last, int(ftype), lo, hi)
 
     def read_block(self, series_id: int, field: bytes, i: int) -> tuple[np.ndarray, object]:
         """Decode block ``i`` of a series+field (checksum verified). KeyError/IndexError if absent."""
@@ -247,7 +208,43 @@ class SegmentReader:
         n = int(self._e_nblocks[e])
         if not 0 <= i < n:
             raise IndexError(f"block {i} of series {series_id} field {field!r}: it has {n} blocks")
-        return self._decode_block(FieldType(int(self._e_ftype[e])), int(self._e_first[e]) + i)
+        row = int(self._e_first[e]) + i
+        return self._decode_rows(FieldType(int(self._e_ftype[e])), row, row + 1, _I64_MIN, _I64_MAX)
+
+    def read_blocks(self, series_id: int, field: bytes, blocks, min_time: int | None = None,
+                    max_time: int | None = None) -> tuple[np.ndarray, object] | None:
+        """Points with min_time <= t <= max_time from the chosen blocks of a series+field.
+
+        ``blocks`` picks blocks of ``blocks(series_id, field)``: a boolean mask as long as that
+        table, or block numbers (any order, duplicates ignored). All chosen blocks are decoded in
+        one call into one output pair (checksums verified). None when the file has no such
+        series+field; empty arrays when nothing chosen lies in range.
+        """
+        e = self._entry(series_id, field)
+        if e is None:
+            return None
+        if self._mm is None:
+            raise ValueError(f"segment reader for {self.path} is closed")
+        ftype = FieldType(int(self._e_ftype[e]))
+        n = int(self._e_nblocks[e])
+        pick = np.asarray(blocks)
+        if pick.dtype == np.bool_:
+            if pick.shape != (n,):
+                raise ValueError(f"block mask has shape {pick.shape}; series {series_id} field {field!r} has {n} blocks")
+            pick = np.flatnonzero(pick)
+        else:
+            if pick.size and not np.issubdtype(pick.dtype, np.integer):
+                raise ValueError(f"blocks must be a boolean mask or block numbers, not {pick.dtype}")
+            pick = np.unique(pick.astype(np.int64, copy=False).ravel())
+            if pick.size and (pick[0] < 0 or pick[-1] >= n):
+                raise IndexError(f"block numbers {pick.tolist()} of series {series_id} field {field!r}: it has {n} blocks")
+        lo = _I64_MIN if min_time is None else max(int(min_time), _I64_MIN)
+        hi = _I64_MAX if max_time is None else min(int(max_time), _I64_MAX)
+        rows = pick + int(self._e_first[e])
+        if len(rows) and lo <= hi:
+            # skip chosen blocks that cannot overlap the range before decoding anything
+            rows = rows[(self._b_max[rows] >= lo) & (self._b_min[rows] <= hi)]
+        return self._scanner.scan_rows(self._mm, rows, int(ftype), lo, hi)
 
     def read(self, series_id: int, field: bytes, min_time: int | None = None,
              max_time: int | None = None) -> tuple[np.ndarray, object] | None:
@@ -258,32 +255,12 @@ class SegmentReader:
         e = self._entry(series_id, field)
         if e is None:
             return None
-        ftype = FieldType(int(self._e_ftype[e]))
         a = int(self._e_first[e])
         b = a + int(self._e_nblocks[e])
         lo = _I64_MIN if min_time is None else max(int(min_time), _I64_MIN)
         hi = _I64_MAX if max_time is None else min(int(max_time), _I64_MAX)
-        if lo > hi:
-            return np.zeros(0, dtype=np.int64), _empty_values(ftype)
-        # Blocks are in time order and disjoint: the overlapping ones are one contiguous run.
-        first = a + int(np.searchsorted(self._b_max[a:b], lo, side="left"))
-        last = a + int(np.searchsorted(self._b_min[a:b], hi, side="right"))
-        if first >= last:
-            return np.zeros(0, dtype=np.int64), _empty_values(ftype)
-        parts = [self._decode_block(ftype, row) for row in range(first, last)]
-        if len(parts) == 1:
-            times, values = parts[0]
-        else:
-            times = np.concatenate([p[0] for p in parts])
-            if ftype == FieldType.STRING:
-                values = StringArray.concat([p[1] for p in parts])
-            else:
-                values = np.concatenate([p[1] for p in parts])
-        i = int(np.searchsorted(times, lo, side="left"))
-        j = int(np.searchsorted(times, hi, side="right"))
-        if i == 0 and j == len(times):
-            return times, values
-        return times[i:j], _slice_values(values, i, j)
+        # Blocks are in time order and disjoint: the scanner picks the overlapping run itself.
+        return self._decode_rows(FieldType(int(self._e_ftype[e])), a, b, lo, hi)
 
     def close(self) -> None:
         if self._mm is not None:
