@@ -151,6 +151,11 @@ class SelectExecutor:
         return sorted(out, key=lambda x: x[3])
 
     def run(self, plan: SelectPlan) -> list[Series]:
+        srcs = plan.stmt.sources
+        if len(srcs) == 1 and isinstance(srcs[0], ast.Join):
+            from chronosdb.query.join import run_join
+
+            return run_join(plan.stmt, self)
         series: list[Series] = []
         sources = self._sources(plan)
         union_fields: dict[str, FieldType] = {}
@@ -553,7 +558,47 @@ class SelectExecutor:
             out[f] = (full, valid)
         return times, out
 
+    def _merge_group(self, plan, views, sids, ftypes, cond, lo, hi) -> Series | None:
+        """``SELECT merge(a, b, ...)``: every point of the named fields, interleaved into one
+        time-ordered column (the seed-era merge of several series into one stream)."""
+        (col,) = plan.columns
+        args = col.expr.args
+        if not all(isinstance(a, ast.VarRef) for a in args):
+            raise StatementError("merge() takes field names")
+        kinds = {KIND[ftypes[a.name]] for a in args if a.name in ftypes}
+        if len(kinds) > 1:
+            if kinds <= {"float", "integer"}:
+                kinds = {"float"}
+            else:
+                raise StatementError("merge() fields must have one type (or be numbers)")
+        if not kinds or cond.residual is not None:
+            if cond.residual is not None:
+                raise StatementError("merge() with field conditions is not supported")
+            return None
+        (kind,) = kinds
+        ts, vs = [], []
+        for sid in sids:
+            for v in views:
+                for a in args:
+                    if a.name not in ftypes:
+                        continue
+                    c = v.scan(sid, a.name.encode(), lo, hi)
+                    if c is not None and len(c[0]):
+                        ts.append(c[0])
+                        vs.append(c[1] if kind != "float" else np.asarray(c[1], dtype=np.float64))
+        if not ts:
+            return None
+        times = np.concatenate(ts)
+        order = np.argsort(times, kind="stable")
+        vals = _concat_values(vs, kind)
+        self._count_points(len(times))
+        return self._finish(plan, times[order], [(col.name, Values(_take(vals, order),
+                                                                  np.ones(len(times), dtype=bool), kind))])
+
     def _raw_group(self, plan, views, sids, tags_list, ftypes, tag_keys, group_keys, cond, lo, hi):
+        if len(plan.columns) == 1 and isinstance(plan.columns[0].expr, ast.Call) \
+                and plan.columns[0].expr.name == "merge":
+            return self._merge_group(plan, views, sids, ftypes, cond, lo, hi)
         exprs = [(c.name, c.expr) for c in plan.columns]
         field_refs = set()
         for _n, e in exprs:

@@ -83,6 +83,8 @@ def _select_databases(stmt: ast.SelectStatement, default_db):
             dbs.add(src.database or default_db)
         elif isinstance(src, ast.SubQuery):
             dbs |= _select_databases(src.statement, default_db)
+        elif isinstance(src, ast.Join):
+            dbs |= _select_databases(ast.SelectStatement(fields=(), sources=(src.left, src.right)), default_db)
     return dbs
 
 
