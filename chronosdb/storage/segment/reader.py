@@ -128,8 +128,13 @@ class SegmentReader:
         fstats[:, decimal] = ix.stats_int[:, decimal].astype(np.float64) / L.POW10[ix.block_scale[decimal]]
         self._b_fstats = fstats
         self._b_istats = ix.stats_int
+        # One 1-D row per statistic (float rows, integer rows), so blocks() slices 1-D arrays only.
+        order = (L.STAT_MIN, L.STAT_MAX, L.STAT_FIRST, L.STAT_LAST, L.STAT_SUM)
+        self._stat_rows = (tuple(fstats[k] for k in order), tuple(ix.stats_int[k] for k in order))
         self._series_ids = np.unique(ix.entry_series)
-        self._entry_of = None  # {(series id, field name): entry}, built by _entry on first use
+        # {(series id, field name): (entry, FieldType, first block row, end block row)}, built by
+        # _lookup on first use; plain Python values so a read does no numpy scalar conversions
+        self._entry_of = None
         self._scanner = blockscan.BlockScanner(
             self.path, self._b_offset, self._b_size, self._b_count, self._b_min, self._b_max)
 
@@ -138,7 +143,7 @@ class SegmentReader:
 
     # --- lookups -------------------------------------------------------------------------------
 
-    def _entry(self, series_id: int, field: bytes) -> int | None:
+    def _lookup(self, series_id: int, field: bytes) -> tuple[int, FieldType, int, int] | None:
         table = self._entry_of
         if table is None:
             table = self._entry_of = self._build_entry_table()
@@ -147,10 +152,20 @@ class SegmentReader:
         except TypeError:  # an unhashable key cannot name an entry
             return None
 
+    def _entry(self, series_id: int, field: bytes) -> int | None:
+        hit = self._lookup(series_id, field)
+        return None if hit is None else hit[0]
+
     def _build_entry_table(self) -> dict:
         names = self._field_names
-        keys = zip(self._e_series.tolist(), [names[f] for f in self._e_field.tolist()])
-        return {key: i for i, key in enumerate(keys)}
+        types = {code: FieldType(code) for code in np.unique(self._e_ftype).tolist()}
+        first = self._e_first.tolist()
+        return {
+            (sid, names[fid]): (i, types[ft], a, a + nb)
+            for i, (sid, fid, ft, a, nb) in enumerate(zip(
+                self._e_series.tolist(), self._e_field.tolist(), self._e_ftype.tolist(),
+                first, self._e_nblocks.tolist()))
+        }
 
     def series_ids(self) -> np.ndarray:
         """Distinct series ids in the file, sorted (uint64)."""
@@ -163,8 +178,8 @@ class SegmentReader:
             yield sid, names[fid], FieldType(ft)
 
     def field_type(self, series_id: int, field: bytes) -> FieldType | None:
-        e = self._entry(series_id, field)
-        return None if e is None else FieldType(int(self._e_ftype[e]))
+        hit = self._lookup(series_id, field)
+        return None if hit is None else hit[1]
 
     def fields_of(self, series_id: int) -> list[tuple[bytes, FieldType]]:
         if not 0 <= series_id < 2 ** 64:
@@ -178,18 +193,15 @@ class SegmentReader:
         ]
 
     def blocks(self, series_id: int, field: bytes) -> BlockTable | None:
-        e = self._entry(series_id, field)
-        if e is None:
+        hit = self._lookup(series_id, field)
+        if hit is None:
             return None
-        a = int(self._e_first[e])
-        b = a + int(self._e_nblocks[e])
-        ftype = FieldType(int(self._e_ftype[e]))
-        stats = self._b_istats if ftype == FieldType.INTEGER else self._b_fstats
+        _, ftype, a, b = hit
+        smin, smax, sfirst, slast, ssum = self._stat_rows[ftype == FieldType.INTEGER]
         return BlockTable(
             ftype=ftype, offset=self._b_offset[a:b], size=self._b_size[a:b],
             min_time=self._b_min[a:b], max_time=self._b_max[a:b], count=self._b_count[a:b],
-            sum=stats[L.STAT_SUM, a:b], min=stats[L.STAT_MIN, a:b], max=stats[L.STAT_MAX, a:b],
-            first=stats[L.STAT_FIRST, a:b], last=stats[L.STAT_LAST, a:b],
+            sum=ssum[a:b], min=smin[a:b], max=smax[a:b], first=sfirst[a:b], last=slast[a:b],
             has_stats=self._b_has_stats[a:b], has_extremes=self._b_has_extremes[a:b],
         )
 
@@ -202,14 +214,14 @@ class SegmentReader:
 
     def read_block(self, series_id: int, field: bytes, i: int) -> tuple[np.ndarray, object]:
         """Decode block ``i`` of a series+field (checksum verified). KeyError/IndexError if absent."""
-        e = self._entry(series_id, field)
-        if e is None:
+        hit = self._lookup(series_id, field)
+        if hit is None:
             raise KeyError(f"series {series_id} field {field!r} not in {self.path}")
-        n = int(self._e_nblocks[e])
+        _, ftype, a, b = hit
+        n = b - a
         if not 0 <= i < n:
             raise IndexError(f"block {i} of series {series_id} field {field!r}: it has {n} blocks")
-        row = int(self._e_first[e]) + i
-        return self._decode_rows(FieldType(int(self._e_ftype[e])), row, row + 1, _I64_MIN, _I64_MAX)
+        return self._decode_rows(ftype, a + i, a + i + 1, _I64_MIN, _I64_MAX)
 
     def read_blocks(self, series_id: int, field: bytes, blocks, min_time: int | None = None,
                     max_time: int | None = None) -> tuple[np.ndarray, object] | None:
@@ -220,13 +232,13 @@ class SegmentReader:
         one call into one output pair (checksums verified). None when the file has no such
         series+field; empty arrays when nothing chosen lies in range.
         """
-        e = self._entry(series_id, field)
-        if e is None:
+        hit = self._lookup(series_id, field)
+        if hit is None:
             return None
         if self._mm is None:
             raise ValueError(f"segment reader for {self.path} is closed")
-        ftype = FieldType(int(self._e_ftype[e]))
-        n = int(self._e_nblocks[e])
+        _, ftype, a, b = hit
+        n = b - a
         pick = np.asarray(blocks)
         if pick.dtype == np.bool_:
             if pick.shape != (n,):
@@ -240,7 +252,7 @@ class SegmentReader:
                 raise IndexError(f"block numbers {pick.tolist()} of series {series_id} field {field!r}: it has {n} blocks")
         lo = _I64_MIN if min_time is None else max(int(min_time), _I64_MIN)
         hi = _I64_MAX if max_time is None else min(int(max_time), _I64_MAX)
-        rows = pick + int(self._e_first[e])
+        rows = pick + a
         if len(rows) and lo <= hi:
             # skip chosen blocks that cannot overlap the range before decoding anything
             rows = rows[(self._b_max[rows] >= lo) & (self._b_min[rows] <= hi)]
@@ -252,15 +264,14 @@ class SegmentReader:
 
         None when the file has no such series+field; empty arrays when it has, but not in range.
         """
-        e = self._entry(series_id, field)
-        if e is None:
+        hit = self._lookup(series_id, field)
+        if hit is None:
             return None
-        a = int(self._e_first[e])
-        b = a + int(self._e_nblocks[e])
+        _, ftype, a, b = hit
         lo = _I64_MIN if min_time is None else max(int(min_time), _I64_MIN)
         hi = _I64_MAX if max_time is None else min(int(max_time), _I64_MAX)
         # Blocks are in time order and disjoint: the scanner picks the overlapping run itself.
-        return self._decode_rows(FieldType(int(self._e_ftype[e])), a, b, lo, hi)
+        return self._decode_rows(ftype, a, b, lo, hi)
 
     def close(self) -> None:
         if self._mm is not None:
