@@ -25,7 +25,7 @@ import numpy as np
 cimport numpy as cnp
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.object cimport PyObject
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t, int32_t
 from libc.stdlib cimport free, realloc
 
 from chronosdb.model.strings import StringArray
@@ -278,6 +278,18 @@ cdef extern from *:
         return p;
     }
 
+    /* The same in a time zone: local wall time, then the offset (+05:30), or Z when it is 0,
+       as Go prints RFC3339Nano for a time in a Location (tz() queries). */
+    static inline char *renc_rfc3339_off(char *p, int64_t ns, int32_t off_s) {
+        p = renc_rfc3339(p, ns + (int64_t)off_s * 1000000000LL);
+        if (off_s == 0) return p;
+        p--;  /* replace the Z */
+        int32_t a = off_s < 0 ? -off_s : off_s;
+        *p++ = off_s < 0 ? '-' : '+';
+        p = renc_2digits(p, (int)(a / 3600)); *p++ = ':'; p = renc_2digits(p, (int)(a / 60 % 60));
+        return p;
+    }
+
     /* ---- strings ------------------------------------------------------------------------- */
     /* Length of the valid UTF-8 sequence at s (Go's utf8.DecodeRune rules: no overlongs, no
        surrogates, nothing above U+10FFFF), or 0 when s starts an invalid one. */
@@ -364,6 +376,7 @@ cdef extern from *:
     char* renc_json_double(char* p, double x) noexcept nogil
     char* renc_csv_double(char* p, double x) noexcept nogil
     char* renc_rfc3339(char* p, int64_t ns) noexcept nogil
+    char* renc_rfc3339_off(char* p, int64_t ns, int32_t off_s) noexcept nogil
     char* renc_put(char* p, const char* s, Py_ssize_t n) noexcept nogil
     char* renc_json_string(char* p, const uint8_t* s, Py_ssize_t n) noexcept nogil
     char* renc_csv_string(char* p, const uint8_t* s, Py_ssize_t n) noexcept nogil
@@ -607,6 +620,7 @@ cdef class _SeriesView:
     """A validated series: contiguous arrays kept alive and the kernel's ColumnView table."""
 
     cdef object times            # int64 ndarray or None
+    cdef object offsets          # int32 ndarray of UTC offsets in seconds per row (tz()), or None
     cdef list keep               # arrays the ColumnView pointers point into
     cdef ColumnView* cols
     cdef Py_ssize_t ncols
@@ -632,8 +646,16 @@ cdef _SeriesView _view(series):
         v.times = np.ascontiguousarray(times, dtype=np.int64)
         n = len(v.times)
         v.names.append("time")
+        offsets = getattr(series, "utc_offsets", None)
+        if offsets is not None:
+            v.offsets = np.ascontiguousarray(offsets, dtype=np.int32)
+            if len(v.offsets) != n:
+                raise ValueError(f"series {series.name!r}: {len(v.offsets)} UTC offsets for {n} rows")
+        else:
+            v.offsets = None
     else:
         v.times = None
+        v.offsets = None
     v.ncols = len(columns)
     v.cols = <ColumnView*>realloc(NULL, sizeof(ColumnView) * (v.ncols if v.ncols else 1))
     if v.cols == NULL:
@@ -705,7 +727,7 @@ cdef _SeriesView _view(series):
 # The row kernel.
 
 cdef int _rows_kernel(OutBuf* ob, ColumnView* cols, Py_ssize_t ncols,
-                      const int64_t* times, int time_mode, int64_t divisor,
+                      const int64_t* times, const int32_t* utc_offsets, int time_mode, int64_t divisor,
                       Py_ssize_t lo, Py_ssize_t hi, bint csv,
                       const char* first_row, Py_ssize_t first_row_n,
                       const char* next_row, Py_ssize_t next_row_n,
@@ -742,7 +764,10 @@ cdef int _rows_kernel(OutBuf* ob, ColumnView* cols, Py_ssize_t ncols,
             first = False
             if time_mode == TIME_RFC3339:
                 p[0] = b'"'
-                p = renc_rfc3339(p + 1, times[r])
+                if utc_offsets != NULL:
+                    p = renc_rfc3339_off(p + 1, times[r], utc_offsets[r])
+                else:
+                    p = renc_rfc3339(p + 1, times[r])
                 p[0] = b'"'
                 p += 1
             else:
@@ -799,11 +824,15 @@ cdef _run_rows(_Buffer buf, _SeriesView v, int time_mode, int64_t divisor,
                Py_ssize_t lo, Py_ssize_t hi, bint csv, bytes first_row, bytes next_row,
                bytes first_cell, bytes next_cell, bytes row_end):
     cdef const int64_t* times = NULL
-    cdef cnp.ndarray t
+    cdef const int32_t* offs = NULL
+    cdef cnp.ndarray t, o
     cdef int rc
     if v.times is not None:
         t = v.times
         times = <const int64_t*>t.data
+        if v.offsets is not None:
+            o = v.offsets
+            offs = <const int32_t*>o.data
     else:
         time_mode = TIME_ABSENT
     cdef const char* fr = first_row
@@ -814,7 +843,7 @@ cdef _run_rows(_Buffer buf, _SeriesView v, int time_mode, int64_t divisor,
     cdef Py_ssize_t frn = len(first_row), nrn = len(next_row), fcn = len(first_cell)
     cdef Py_ssize_t ncn = len(next_cell), ren = len(row_end)
     with nogil:
-        rc = _rows_kernel(&buf.ob, v.cols, v.ncols, times, time_mode, divisor, lo, hi, csv,
+        rc = _rows_kernel(&buf.ob, v.cols, v.ncols, times, offs, time_mode, divisor, lo, hi, csv,
                           fr, frn, nr, nrn, fc, fcn, nc, ncn, re, ren)
     if rc < 0:
         raise MemoryError("query result encoder: out of memory")

@@ -60,6 +60,15 @@ def rfc3339(ns: int) -> str:
     return stamp + "Z"
 
 
+def rfc3339_offset(ns: int, off_s: int) -> str:
+    """RFC3339Nano in a time zone: local wall time and the offset (Z when it is 0)."""
+    text = rfc3339(int(ns) + int(off_s) * 1_000_000_000)
+    if off_s == 0:
+        return text
+    a = abs(int(off_s))
+    return text[:-1] + ("-" if off_s < 0 else "+") + f"{a // 3600:02d}:{a // 60 % 60:02d}"
+
+
 def epoch_time(ns: int, epoch) -> int:
     divisor = _EPOCH_DIVISORS.get(epoch, 1)
     q = abs(int(ns)) // divisor  # Go's integer division truncates toward zero
@@ -156,7 +165,10 @@ def series_rows(series, epoch, csv: bool = False) -> tuple[list[str], list[list]
     if series.times is not None:
         names.append("time")
         ts = [int(t) for t in np.asarray(series.times).tolist()]
-        if epoch in (None, "") and not csv:
+        offsets = getattr(series, "utc_offsets", None)
+        if epoch in (None, "") and not csv and offsets is not None:
+            cols.append([rfc3339_offset(t, o) for t, o in zip(ts, np.asarray(offsets).tolist())])
+        elif epoch in (None, "") and not csv:
             cols.append([rfc3339(t) for t in ts])
         else:
             cols.append([epoch_time(t, epoch if epoch else "ns") for t in ts])

@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 import time as _time
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
@@ -278,9 +280,23 @@ class SelectExecutor:
         return lo, min(hi, first_start + need * e - 1)
 
     # -- aggregates ----------------------------------------------------------------------------
+    def _zone(self, plan: SelectPlan):
+        """The tz() zone of the statement, or None."""
+        name = plan.stmt.tz
+        if not name:
+            return None
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise StatementError(f"unable to find time zone {name}") from None
+
     def _grid(self, plan: SelectPlan, lo: int, hi: int) -> tuple[int, int, int]:
         if plan.every:
             e, off = plan.every, plan.offset
+            zone = self._zone(plan)
+            if zone is not None:
+                # windows start at local boundaries: shift the grid by the zone's offset
+                off -= int(_utc_offsets(zone, np.array([lo], dtype=np.int64))[0]) * 10**9
             start = ((lo - off) // e) * e + off
             nwin = (hi - start) // e + 1
             if nwin > self.limits.max_buckets:
@@ -732,13 +748,26 @@ class SelectExecutor:
                 out.append(Column(n, None, v.valid, v.kind))
             else:
                 out.append(Column(n, vals, valid, v.kind))
-        return Series(None, None, np.ascontiguousarray(times, dtype=np.int64), out)
+        times = np.ascontiguousarray(times, dtype=np.int64)
+        zone = self._zone(plan)
+        offsets = _utc_offsets(zone, times) if zone is not None else None
+        return Series(None, None, times, out, utc_offsets=offsets)
 
 
 # -- helpers ------------------------------------------------------------------------------------
 
 def time_ns() -> int:
     return _time.time_ns()
+
+
+def _utc_offsets(zone, times: np.ndarray) -> np.ndarray:
+    """UTC offset in seconds of each time in ``zone``, computed once per distinct hour (zone
+    transitions fall on whole hours or half hours of UTC; an hour is fine enough here)."""
+    hours = times // 3_600_000_000_000
+    uniq, inverse = np.unique(hours, return_inverse=True)
+    offs = np.array([int(datetime.fromtimestamp(int(h) * 3600, zone).utcoffset().total_seconds())
+                     for h in uniq.tolist()], dtype=np.int32)
+    return offs[inverse]
 
 
 def _call_key(call: ast.Call) -> CallKey:

@@ -63,6 +63,7 @@ class Series:
     times: np.ndarray | None
     columns: list[Column] = field(default_factory=list)
     partial: bool = False
+    utc_offsets: np.ndarray | None = None   # int32 seconds per row: times print in that zone (tz())
 
     def __len__(self) -> int:
         """Number of rows: from the time column, else the first column that has values."""
