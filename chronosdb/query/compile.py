@@ -196,7 +196,10 @@ def compile_select(stmt: ast.SelectStatement, max_buckets: int = 1_000_000) -> S
         raise StatementError("at least 1 non-time field must be queried")
     is_agg = w.n_agg > 0
     if is_agg and w.n_raw:
-        # Tags may sit beside selectors in InfluxDB; fields may not.
+        if w.selectors == w.n_agg:
+            # InfluxDB returns the other fields/tags of the selected point here; we do not yet.
+            raise StatementError("fields or tags beside a selector (e.g. max(x), host) are not "
+                                 "supported yet")
         raise StatementError("mixing aggregate and non-aggregate queries is not supported")
     # Duplicate output names get _1, _2, ... as InfluxDB does.
     seen: dict[str, int] = {}

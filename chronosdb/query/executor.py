@@ -434,7 +434,8 @@ class SelectExecutor:
         any_valid = np.zeros(len(times), dtype=bool)
         for _n, v in cols:
             any_valid |= v.valid
-        if not any_valid.any():
+        if not any_valid.any() and (every or not all(c.func == "stddev" for c in fin)):
+            # nothing to show; but stddev of a single point is a row with null (InfluxDB 1.6.7)
             return None
         mode = plan.fill
         keep = None

@@ -111,19 +111,10 @@ class ShardView:
         """Like reader.read, but without decoding the blocks flagged in ``skip_blocks``."""
         bt = r.blocks(sid, field)
         want = (bt["max_time"] >= lo) & (bt["min_time"] <= hi) & ~skip_blocks
-        parts_t, parts_v = [], []
-        for bi in np.flatnonzero(want).tolist():
-            t, v = r.read_block(sid, field, bi)
-            t, v = _trim(t, v, lo, hi)
-            parts_t.append(t)
-            parts_v.append(v)
-        if not parts_t:
+        if not want.any():
             return None
-        if len(parts_t) == 1:
-            return parts_t[0], parts_v[0]
-        if isinstance(parts_v[0], StringArray):
-            return np.concatenate(parts_t), StringArray.concat(parts_v)
-        return np.concatenate(parts_t), np.concatenate(parts_v)
+        col = r.read_blocks(sid, field, want, lo, hi)  # one bulk decode of the chosen blocks
+        return col if col is not None and len(col[0]) else None
 
     def _runs(self, sid: int, field: bytes, lo: int, hi: int, skip_blocks=None):
         """Sorted runs of (times, values) inside [lo, hi], oldest source first.
@@ -284,12 +275,11 @@ class ShardView:
                         got += int(bt["count"][bi])
                     if got >= k:
                         break
-                for bi in sorted(chosen):
-                    t, v = r.read_block(sid, field, bi)
-                    t, v = _trim(t, v, lo, hi)
-                    if len(t):
-                        runs_t.append(t)
-                        runs_v.append(v)
+                if chosen:
+                    col = r.read_blocks(sid, field, chosen, lo, hi)
+                    if col is not None and len(col[0]):
+                        runs_t.append(col[0])
+                        runs_v.append(col[1])
             # segment blocks of one key never overlap each other within a file; files may
             # overlap: merge all runs with the newest winning, caches last
             for c in self.caches:

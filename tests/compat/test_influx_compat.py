@@ -56,6 +56,7 @@ class Case:
     params: dict = field(default_factory=dict)   # overrides of the default request parameters
     differs: str | None = None  # why InfluxDB's answer is not the reference
     expect: object = None      # the documented answer (JSON body) when ``differs`` is set
+    unsupported: str | None = None  # a form ChronosDB does not execute yet: it must say so
 
     def request_params(self) -> dict:
         """q, db=compat, epoch=ns, then the overrides; an override with an empty value removes it."""
@@ -66,6 +67,11 @@ class Case:
             else:
                 out[k] = v
         return out
+
+    @property
+    def unsupported_marker(self) -> str:
+        """The words our error must contain: the directive's text up to its first ' — '."""
+        return self.unsupported.split(" — ")[0]
 
     @property
     def test_id(self) -> str:
@@ -93,13 +99,15 @@ def load_cases(path: Path = QUERIES_PATH) -> list[Case]:
         if line.startswith("#"):
             body = line[1:].strip()
             key, colon, rest = body.partition(":")
-            if colon and key in ("params", "differs", "expect"):
+            if colon and key in ("params", "differs", "expect", "unsupported"):
                 if key in pending:
                     raise ValueError(f"{path}:{no}: second '# {key}:' before a query")
                 if key == "params":
                     pending["params"] = _parse_params(rest, path, no)
                 elif key == "differs":
                     pending["differs"] = rest.strip()
+                elif key == "unsupported":
+                    pending["unsupported"] = rest.strip()
                 else:
                     try:
                         pending["expect"] = json.loads(rest)
@@ -308,6 +316,14 @@ def test_comparison_catches_differences():
 def test_query_matches_influxdb(case: Case, influx: QueryClient, chronos: QueryClient):
     params = case.request_params()
     got_status, got = chronos.get(params)
+    if case.unsupported:
+        # Not executed yet: the answer must be a clear statement error, never a wrong answer.
+        # When the feature lands this fails: then drop the directive and compare with InfluxDB.
+        errors = [r.get("error", "") for r in got.get("results", [])] if got_status == 200 else []
+        assert errors and all(errors), (f"queries.txt:{case.line}: expected a statement error "
+                                        f"({case.unsupported}); got {got_status} {got}")
+        assert case.unsupported_marker in errors[0], errors[0]
+        return
     if case.differs:
         exp_status = 400 if "results" not in case.expect else 200
         exp = case.expect
