@@ -559,6 +559,11 @@ class SelectExecutor:
         if len(cols) == 1:
             (f, (t, v)), = cols.items()
             return t, {f: (v, np.ones(len(t), dtype=bool))}
+        first = next(iter(cols.values()))[0]
+        if all(len(c[0]) == len(first) and np.array_equal(c[0], first) for c in cols.values()):
+            # every field has the same timestamps (the common case): nothing to align
+            ones = np.ones(len(first), dtype=bool)
+            return first, {f: (v, ones) for f, (t, v) in cols.items()}
         times = np.unique(np.concatenate([c[0] for c in cols.values()]))
         out = {}
         for f, (t, v) in cols.items():
@@ -668,16 +673,28 @@ class SelectExecutor:
             return None
         out_cols = []
         n_total = sum(len(p[0]) for p in parts)
-        all_times = np.concatenate([p[0] for p in parts])
-        order = np.argsort(all_times, kind="stable")
+        all_times = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        if len(parts) > 1:
+            order = np.argsort(all_times, kind="stable")
+        else:
+            order = np.arange(n_total)
+        shaped = not plan.transforms
+        if shaped:
+            # ORDER BY and LIMIT pick rows before any column is built or gathered
+            if stmt.order_desc:
+                order = order[::-1]
+            if stmt.offset or stmt.limit:
+                order = order[stmt.offset:(stmt.offset + stmt.limit) if stmt.limit else None]
         times = all_times[order]
         for name, e in exprs:
             vals = []
             for t, cols, tags in parts:
                 vals.append(self._eval_raw(e, cols, tags, t, ftypes, tag_keys))
             kind = next((v.kind for v in vals if v.valid.any()), vals[0].kind)
-            merged = _concat_mixed(vals, kind)
+            merged = vals[0] if len(vals) == 1 and vals[0].kind == kind else _concat_mixed(vals, kind)
             out_cols.append((name, Values(_take(merged.values, order), merged.valid[order], merged.kind)))
+        if shaped:
+            return self._finish(plan, times, out_cols, shaped=True)
         if plan.transforms:
             # A transform has no value for its first row(s): InfluxDB leaves those rows out.
             has = np.zeros(n_total, dtype=bool)
@@ -727,13 +744,15 @@ class SelectExecutor:
         raise StatementError(f"unsupported expression: {e}")
 
     # -- shaping -------------------------------------------------------------------------------
-    def _finish(self, plan, times, cols) -> Series | None:
+    def _finish(self, plan, times, cols, shaped: bool = False) -> Series | None:
         stmt = plan.stmt
-        if stmt.order_desc:
+        if shaped:
+            pass  # the caller applied ORDER BY and LIMIT already
+        elif stmt.order_desc:
             rev = np.arange(len(times) - 1, -1, -1)
             times = times[rev]
             cols = [(n, Values(_take(v.values, rev), v.valid[rev], v.kind)) for n, v in cols]
-        if stmt.offset or stmt.limit:
+        if not shaped and (stmt.offset or stmt.limit):
             a = stmt.offset
             b = a + stmt.limit if stmt.limit else len(times)
             sl = np.arange(a, min(b, len(times)))

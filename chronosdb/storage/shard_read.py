@@ -245,6 +245,9 @@ class ShardView:
                 hi = r[1] if hi is None else max(hi, r[1])
         return None if lo is None else (lo, hi)
 
+    def _edge_from_stats(self, sid, field, lo, hi, last):
+        return _edge_from_stats_impl(self, sid, field, lo, hi, last)
+
     def scan_edge(self, sid: int, field: bytes, min_time: int, max_time: int, k: int, last: bool):
         """The first (or last) ``k`` points of a series+field in the range, merged as ``scan``
         would, decoding only the blocks at that edge. Falls back to ``scan`` when tombstones
@@ -256,6 +259,8 @@ class ShardView:
             return None
         if any(sid in t.series for t in self.tombstones):
             col = self.scan(sid, field, lo, hi)
+        elif k == 1 and (pt := self._edge_from_stats(sid, field, lo, hi, last)) is not None:
+            return pt
         else:
             runs_t, runs_v, ftype = [], [], None
             for h in self.segments:
@@ -310,6 +315,59 @@ class ShardView:
             sl = np.arange(n - k, n) if last else np.arange(k)
             return t[sl], _take(v, sl)
         return t, v
+
+
+def _edge_from_stats_impl(view, sid, field, lo, hi, last):
+    """The first/last point of a series+field from block stats alone, or None when some source
+    cannot say without decoding (edge block straddles the range, no stats for its type)."""
+    best = None  # (time, source order, value, dtype)
+    for order, h in enumerate(view.segments):
+        bt = h.reader.blocks(sid, field)
+        if bt is None or not len(bt):
+            continue
+        mn, mx = bt["min_time"], bt["max_time"]
+        nb = len(mn)
+        # the edge block overlapping [lo, hi]: a scalar walk over the (few) blocks of the entry
+        if last:
+            bi = nb - 1
+            while bi >= 0 and mn[bi] > hi:
+                bi -= 1
+            if bi < 0 or mx[bi] < lo:
+                continue
+        else:
+            bi = 0
+            while bi < nb and mx[bi] < lo:
+                bi += 1
+            if bi == nb or mn[bi] > hi:
+                continue
+        if not (mn[bi] >= lo and mx[bi] <= hi and bt["has_extremes"][bi]):
+            return None
+        t = int(bt["max_time"][bi] if last else bt["min_time"][bi])
+        v = (bt["last"] if last else bt["first"])[bi]
+        cand = (t, order, v, bt["last"].dtype)
+        if best is None or (t > best[0] if last else t < best[0]) or (t == best[0]):
+            best = cand  # on equal times the newer source (higher order) wins
+    n = len(view.segments)
+    for j, c in enumerate(view.caches):
+        e = c.entries.get((sid, field))
+        if e is None or e.min_time is None or e.max_time < lo or e.min_time > hi:
+            continue
+        col = c.get(sid, field)
+        if col is None:
+            continue
+        t_arr, v_arr = _trim(col[0], col[1], lo, hi)
+        if not len(t_arr) or isinstance(v_arr, StringArray):
+            if len(t_arr):
+                return None
+            continue
+        i = len(t_arr) - 1 if last else 0
+        t = int(t_arr[i])
+        cand = (t, n + j, v_arr[i], v_arr.dtype)
+        if best is None or (t > best[0] if last else t < best[0]) or (t == best[0]):
+            best = cand
+    if best is None:
+        return None
+    return np.array([best[0]], dtype=np.int64), np.array([best[2]], dtype=best[3])
 
 
 def _disjoint_sorted(runs_t) -> bool:
