@@ -419,6 +419,30 @@ class MinPartial(SelectorPartial):
     allowed_types = frozenset({F, I, B})
     block_stats_exact_time = False
 
+    @staticmethod
+    def _beats(new, cur):
+        return new < cur
+
+    def _pool(self, win, vals, times):
+        """Fast path: one candidate per window, strictly increasing windows, no NaN anywhere —
+        an elementwise comparison with the held best decides (same rule as the sort: the better
+        value wins, equal values keep the earlier time). Anything else takes the general path."""
+        win = np.asarray(win, dtype=np.int64)
+        if (isinstance(vals, np.ndarray) and len(win) and (len(win) == 1 or (win[1:] > win[:-1]).all())):
+            v = vals
+            cur = self.val[win]
+            if not (v.dtype == np.float64 and (np.isnan(v).any() or np.isnan(cur).any())):
+                t = np.asarray(times, dtype=np.int64)
+                ct = self.time[win]
+                better = ~self.has[win] | self._beats(v, cur) | ((v == cur) & (t < ct))
+                if better.any():
+                    w = win[better]
+                    self.val[w] = v[better]
+                    self.time[w] = t[better]
+                    self.has[w] = True
+                return
+        super()._pool(win, vals, times)
+
     def _order(self, win, key, times):
         return np.lexsort((times, np.where(_nan_last(key), 0, key), _nan_last(key), win))
 
@@ -431,6 +455,10 @@ class MinPartial(SelectorPartial):
 
 class MaxPartial(MinPartial):
     name = "max"
+
+    @staticmethod
+    def _beats(new, cur):
+        return new > cur
 
     def _order(self, win, key, times):
         neg = -key.astype(np.float64) if key.dtype != np.float64 else -key
