@@ -23,6 +23,7 @@ import re
 import time as _time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -196,13 +197,7 @@ class SelectExecutor:
         if len(sids) > self.limits.max_series:
             raise StatementError(f"max-select-series limit exceeded: ({len(sids)}/{self.limits.max_series})")
         keys = reader.series_keys(db, sids)
-        series_tags = []
-        for k in keys:
-            if k is None:
-                series_tags.append(None)
-                continue
-            _m, tags = parse_key(k)
-            series_tags.append({a.decode(): b.decode() for a, b in tags})
+        series_tags = [None if k is None else _key_tags(k) for k in keys]
         if plan.group_all:
             gkeys = sorted(tag_keys)
         elif plan.group_regex is not None:
@@ -778,6 +773,15 @@ class SelectExecutor:
 
 def time_ns() -> int:
     return _time.time_ns()
+
+
+@lru_cache(maxsize=262_144)
+def _key_tags(key: bytes) -> dict:
+    """The tags of a series key as str → str. A key's tags never change, so parsing is cached
+    (every query touching a series would otherwise parse its key again). Callers must not
+    mutate the returned dict."""
+    _m, tags = parse_key(key)
+    return {a.decode(): b.decode() for a, b in tags}
 
 
 def _utc_offsets(zone, times: np.ndarray) -> np.ndarray:
