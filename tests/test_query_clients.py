@@ -117,3 +117,16 @@ def test_influx_cli(loaded):
     r = run("SELECT count(value) FROM m GROUP BY host", "-format", "csv")
     assert r.returncode == 0, r.stderr
     assert "360" in r.stdout and "host=a" in r.stdout
+
+
+def test_hostile_regexes_are_refused_at_once(loaded):
+    """A pattern a backtracking engine could hang on is refused wherever a query takes one."""
+    for q in ["SELECT value FROM /(a+)+$/",
+              "SELECT value FROM m WHERE host =~ /(a|a)*b/",
+              "SELECT mean(value) FROM m GROUP BY /(x*)*/",
+              "SELECT count(/(v+)+z/) FROM m",
+              "SHOW MEASUREMENTS WITH MEASUREMENT =~ /(m+)+q/"]:
+        st, _h, b = get(loaded, q)
+        doc = json.loads(b)
+        err = doc.get("error") or doc["results"][0].get("error", "")
+        assert "catastrophic backtracking" in err, (q, doc)

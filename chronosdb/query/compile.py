@@ -265,7 +265,9 @@ def expand_wildcards(plan: SelectPlan, field_types: dict, tag_keys: set) -> Sele
     def fields_for(func: str, marker: str) -> list[str]:
         names = sorted(field_types)
         if marker != "*":
-            rx = _re.compile(marker[1:-1])
+            from chronosdb.query.userregex import compile_user_regex
+
+            rx = compile_user_regex(marker[1:-1])
             names = [n for n in names if rx.search(n)]
         if func in NUMERIC_ONLY:
             names = [n for n in names if field_types[n] in (FieldType.FLOAT, FieldType.INTEGER)]

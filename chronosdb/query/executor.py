@@ -41,6 +41,7 @@ from chronosdb.query.functions.fill import apply_fill
 from chronosdb.query.influxql import ast
 from chronosdb.query.meta import StatementError
 from chronosdb.query.results import Column, Series
+from chronosdb.query.userregex import compile_user_regex
 from chronosdb.storage.engine import MAX_TIME, MIN_TIME
 
 KIND = {FieldType.FLOAT: "float", FieldType.INTEGER: "integer", FieldType.BOOLEAN: "boolean",
@@ -112,10 +113,7 @@ class SelectExecutor:
                     raise StatementError("database name required")
                 rp = src.retention_policy or self.rp
                 if src.regex is not None:
-                    try:
-                        rx = re.compile(src.regex)
-                    except re.error as e:
-                        raise StatementError(f"invalid regular expression: {e}") from None
+                    rx = compile_user_regex(src.regex)
                     for m in self.reader.measurements(db):
                         if rx.search(m.decode("utf-8", "replace")):
                             out.append((db, rp, m))
@@ -201,7 +199,7 @@ class SelectExecutor:
         if plan.group_all:
             gkeys = sorted(tag_keys)
         elif plan.group_regex is not None:
-            rx = re.compile(plan.group_regex)
+            rx = compile_user_regex(plan.group_regex)
             gkeys = sorted(t for t in tag_keys if rx.search(t))
         else:
             gkeys = list(plan.group_tags or [])

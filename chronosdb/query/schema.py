@@ -19,6 +19,7 @@ import re
 from chronosdb.model import tagexpr as tx
 from chronosdb.model.errors import ChronosError
 from chronosdb.model.serieskey import parse_key
+from chronosdb.query.userregex import compile_user_regex
 from chronosdb.query import condition as cond
 from chronosdb.query.influxql import ast
 from chronosdb.query.influxql.durations import format_time
@@ -50,11 +51,7 @@ def _result(series: list) -> dict:
 
 
 def _compile_regex(pattern: str):
-    try:
-        tx.check_pattern(pattern)
-    except ValueError as e:
-        raise StatementError(str(e)) from None
-    return re.compile(pattern)
+    return compile_user_regex(pattern)
 
 
 # --- scope: database, measurements, condition -------------------------------------------------
