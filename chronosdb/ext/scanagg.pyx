@@ -45,6 +45,7 @@ so not checksummed). Corruption raises ``CorruptionError(path, offset of the bad
 cimport cython
 from cpython.buffer cimport PyBUF_READ, PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.memoryview cimport PyMemoryView_FromMemory
+from libc.math cimport INFINITY, NAN
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 from chronosdb.ext cimport codecs as ccodecs
@@ -258,6 +259,20 @@ cdef int _decode_block(Scan* s, Py_ssize_t k, num_t* vbuf) except -1 nogil:
     return OK
 
 
+cdef void _nan_aware_bounds(const double* v, Py_ssize_t i, Py_ssize_t j, double* lo, double* hi) noexcept nogil:
+    """Min and max of v[i:j] skipping NaN; NaN when every value is NaN (slow path of _scan)."""
+    cdef Py_ssize_t r
+    cdef double x, mn = NAN, mx = NAN
+    for r in range(i, j):
+        x = v[r]
+        if x < mn or mn != mn:
+            mn = x
+        if x > mx or mx != mx:
+            mx = x
+    lo[0] = mn
+    hi[0] = mx
+
+
 cdef int _scan(Scan* s, num_t* vbuf, num_t* osum, num_t* omin, num_t* omax,
                num_t* ofirst, num_t* olast) except -1 nogil:
     """Decode every wanted block and fold its points into the cells; 0, or 1 with s.err set."""
@@ -269,6 +284,7 @@ cdef int _scan(Scan* s, num_t* vbuf, num_t* osum, num_t* omin, num_t* omax,
     cdef double facc = 0.0
     cdef uint64_t iacc = 0
     cdef num_t x, mn, mx
+    cdef double rmin, rmax
     for e in range(s.nentries):
         g = s.egroup[e]
         cell = -1
@@ -325,22 +341,29 @@ cdef int _scan(Scan* s, num_t* vbuf, num_t* osum, num_t* omin, num_t* omax,
                         s.ltime[c] = t[j - 1]
                 s.count[c] += j - i
                 if num_t is double:
+                    # Branchless: a NaN x fails both comparisons, so it never replaces a bound.
+                    # rmin/rmax stay at +-inf when every point of the run is NaN (or is itself
+                    # +-inf); _nan_aware_bounds sorts that rare case out exactly.
+                    rmin = INFINITY
+                    rmax = -INFINITY
                     for r in range(i, j):
                         x = vbuf[r]
                         facc += x
-                        # NaN never wins; a NaN held so far loses to any value.
-                        if x < mn or mn != mn:
-                            mn = x
-                        if x > mx or mx != mx:
-                            mx = x
+                        rmin = x if x < rmin else rmin
+                        rmax = x if x > rmax else rmax
+                    if rmin == INFINITY or rmax == -INFINITY:
+                        _nan_aware_bounds(vbuf, i, j, &rmin, &rmax)
+                    # NaN never wins; a NaN held so far loses to any value.
+                    if rmin < mn or mn != mn:
+                        mn = rmin
+                    if rmax > mx or mx != mx:
+                        mx = rmax
                 else:
                     for r in range(i, j):
                         x = vbuf[r]
                         iacc += <uint64_t>x
-                        if x < mn:
-                            mn = x
-                        if x > mx:
-                            mx = x
+                        mn = x if x < mn else mn
+                        mx = x if x > mx else mx
                 omin[c] = mn
                 omax[c] = mx
                 i = j
