@@ -20,6 +20,9 @@ class WindowAggregates:
     first_time: npt.NDArray[np.int64]
     last_time: npt.NDArray[np.int64]
 
+def xxh3_64(data: Buffer) -> int:
+    """XXH3-64 (seed 0) by the module's C port, the one its nogil checksum pass uses."""
+
 def effective_range(lo: int, hi: int, start: int, every: int, nwin: int) -> tuple[int, int, int]:
     """(lo, hi, reachable windows) actually aggregated: [lo, hi] cut to the windows; windows that
     would start past INT64_MAX are dropped. Raises ValueError for every < 0, nwin < 0, or
