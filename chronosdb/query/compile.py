@@ -71,7 +71,8 @@ class SelectPlan:
     group_regex: str | None = None
     fill: str = "null"
     fill_value: object = None
-    single_selector: bool = False             # one selector and nothing else: rows keep point times
+    single_selector: bool = False             # one selector (plus aux columns): rows keep point times
+    aux: list = field(default_factory=list)   # fields/tags read at the selected point (max(x), host)
     multi_row: bool = False                   # distinct/top/bottom/sample
     transforms: list[str] = field(default_factory=list)
 
@@ -181,6 +182,17 @@ class _Walker:
             return
 
 
+def _has_varref(e) -> bool:
+    """Whether an expression reads a field or tag outside any function call."""
+    if isinstance(e, ast.VarRef):
+        return e.name != "time"
+    if isinstance(e, ast.BinaryExpr):
+        return _has_varref(e.lhs) or _has_varref(e.rhs)
+    if isinstance(e, ast.UnaryExpr):
+        return _has_varref(e.expr)
+    return False
+
+
 def compile_select(stmt: ast.SelectStatement, max_buckets: int = 1_000_000) -> SelectPlan:
     w = _Walker()
     columns: list[OutputColumn] = []
@@ -195,12 +207,16 @@ def compile_select(stmt: ast.SelectStatement, max_buckets: int = 1_000_000) -> S
     if not columns:
         raise StatementError("at least 1 non-time field must be queried")
     is_agg = w.n_agg > 0
+    aux: list[str] = []
     if is_agg and w.n_raw:
-        if w.selectors == w.n_agg:
-            # InfluxDB returns the other fields/tags of the selected point here; we do not yet.
-            raise StatementError("fields or tags beside a selector (e.g. max(x), host) are not "
-                                 "supported yet")
-        raise StatementError("mixing aggregate and non-aggregate queries is not supported")
+        # One selector may carry other fields/tags: they are read at the selected point.
+        bare = [c for c in columns if isinstance(c.expr, ast.VarRef)]
+        if (w.selectors == w.n_agg and len(w.calls) == 1 and not w.transforms
+                and all(isinstance(c.expr, ast.VarRef) or not _has_varref(c.expr) for c in columns)
+                and bare):
+            aux = [c.expr.name for c in bare]
+        else:
+            raise StatementError("mixing aggregate and non-aggregate queries is not supported")
     # Duplicate output names get _1, _2, ... as InfluxDB does.
     seen: dict[str, int] = {}
     for c in columns:
@@ -211,8 +227,9 @@ def compile_select(stmt: ast.SelectStatement, max_buckets: int = 1_000_000) -> S
     plan = SelectPlan(stmt, columns, is_agg, w.calls, w.fields, wildcard,
                       transforms=w.transforms)
     plan.multi_row = w.multi
+    plan.aux = aux
     plan.single_selector = (is_agg and len(w.calls) == 1 and w.selectors == 1
-                            and not w.transforms and len(columns) == 1)
+                            and not w.transforms and len(columns) == 1 + len(aux))
     for d in stmt.dimensions:
         if isinstance(d, ast.Call) and d.name == "time":
             if plan.every:
@@ -307,5 +324,5 @@ def expand_wildcards(plan: SelectPlan, field_types: dict, tag_keys: set) -> Sele
     new.fields = w.fields
     new.wildcard = False
     new.single_selector = (plan.is_aggregate and len(w.calls) == 1 and w.selectors == 1
-                           and not w.transforms and len(cols) == 1)
+                           and not w.transforms and len(cols) == 1 + len(plan.aux))
     return new

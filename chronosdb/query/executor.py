@@ -352,7 +352,10 @@ class SelectExecutor:
         # integral interpolates across window edges, so it needs the window grid.
         fin = {c: (p.finalize(grid=(start, every)) if c.func == "integral" and every else p.finalize())
                for c, p in partials.items()}
-        return self._shape_aggregate(plan, fin, start, every, nwin, lo, cond)
+        s = self._shape_aggregate(plan, fin, start, every, nwin, lo, cond)
+        if s is not None and plan.aux:
+            self._fill_aux(plan, s, fin, views, sids, tags_list, ftypes, start, every)
+        return s
 
     def _feed_filtered(self, view, sid, tags, by_field, partials, residual, ftypes, is_tag,
                        lo, hi, start, every, nwin) -> bool:
@@ -457,9 +460,70 @@ class SelectExecutor:
         vals, valid = apply_fill(mode, vals, v.valid, times, plan.fill_value, null_value=null_value)
         return Values(vals, np.asarray(valid, dtype=bool), kind)
 
+    def _fill_aux(self, plan, s: Series, fin, views, sids, tags_list, ftypes, start, every) -> None:
+        """Fields/tags beside a selector: find, for every row, the series whose point was
+        selected (same time and value), and read the other columns at that point. Python per
+        answer row (not per point read); ties go to the first series in key order."""
+        (call, f), = fin.items()
+        sel_idx = next(i for i, c in enumerate(plan.columns) if not isinstance(c.expr, ast.VarRef))
+        sel = s.columns[sel_idx]
+        n = len(s.times)
+        if hasattr(f, "point_time") and not hasattr(f, "win"):
+            if every:
+                w = ((s.times - start) // every).astype(np.int64)
+                pts = np.asarray(f.point_time)[w]
+            else:
+                pts = s.times
+        else:
+            pts = s.times  # multi-row selectors (top/bottom/sample) already show point times
+        fb = call.field.encode()
+        owners = []
+        for i in range(n):
+            if sel.values is None or (sel.valid is not None and not sel.valid[i]):
+                owners.append(None)
+                continue
+            t, val = int(pts[i]), sel.values[i]
+            owner = None
+            for v in views:
+                if not (v.start <= t < v.end):
+                    continue
+                for sid, tags in zip(sids, tags_list):
+                    col = v.scan(sid, fb, t, t)
+                    if col is not None and len(col[0]) and col[1][0] == val:
+                        owner = (v, sid, tags)
+                        break
+                if owner:
+                    break
+            owners.append((owner, t))
+        for j, c in enumerate(plan.columns):
+            if not isinstance(c.expr, ast.VarRef):
+                continue
+            name = c.expr.name
+            is_field = name in ftypes and c.expr.type_hint != "tag"
+            kind = KIND[ftypes[name]] if is_field else "string"
+            raw, valid = [], np.zeros(n, dtype=bool)
+            for i, o in enumerate(owners):
+                val = None
+                if o is not None and o[0] is not None:
+                    (v, sid, tags), t = o
+                    if is_field:
+                        col = v.scan(sid, name.encode(), t, t)
+                        if col is not None and len(col[0]):
+                            val = col[1].to_list()[0].decode() if isinstance(col[1], StringArray) else col[1][0]
+                    else:
+                        val = tags.get(name)
+                raw.append(val)
+                valid[i] = val is not None
+            if kind == "string":
+                values = StringArray.from_list(["" if x is None else x for x in raw])
+            else:
+                values = np.array([0 if x is None else x for x in raw],
+                                  dtype={"float": np.float64, "integer": np.int64, "boolean": np.uint8}[kind])
+            s.columns[j] = Column(c.name, values if valid.any() else None, None if valid.all() else valid, kind)
+
     def _shape_multi(self, plan, fin, start, every, cond) -> Series | None:
         multi = [(c, f) for c, f in fin.items() if c.func in ("distinct", "top", "bottom", "sample")]
-        if len(plan.columns) != 1 or len(multi) != 1:
+        if len(plan.columns) != 1 + len(plan.aux) or len(multi) != 1:
             raise StatementError("functions returning several points per window cannot be "
                                  "combined with other fields yet")
         c, f = multi[0]
@@ -472,7 +536,8 @@ class SelectExecutor:
             times = base + np.asarray(f.win, dtype=np.int64) * (every or 0)
         n = len(times)
         col = Values(f.values, np.ones(n, dtype=bool), KIND[f.ftype])
-        return self._finish(plan, times, [(plan.columns[0].name, col)])
+        cols = [(c.name, col if not isinstance(c.expr, ast.VarRef) else _null(n)) for c in plan.columns]
+        return self._finish(plan, times, cols)
 
     def _eval_agg(self, e, env, times, n, plan=None) -> Values:
         if isinstance(e, ast.Call):
