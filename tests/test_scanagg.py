@@ -278,6 +278,8 @@ def test_bad_arguments(tmp_path):
                 mod.window_aggregate(r._mm, r.path, 3, *cols, starts, g, 0, 10, 0, 0, 1, 1)
             with pytest.raises(ValueError, match="entry_group"):
                 mod.window_aggregate(r._mm, r.path, 1, *cols, starts, np.array([0, 5], np.int32), 0, 10, 0, 0, 1, 1)
+            with pytest.raises(ValueError, match="entry_group"):  # would wrap to 0 as int32
+                mod.window_aggregate(r._mm, r.path, 1, *cols, starts, np.array([0, 2 ** 32], np.int64), 0, 10, 0, 0, 1, 1)
             with pytest.raises(ValueError, match="nwin must be 1"):
                 mod.window_aggregate(r._mm, r.path, 1, *cols, starts, g, 0, 10, 0, 0, 3, 1)
             with pytest.raises(ValueError, match="entry_starts"):
@@ -312,3 +314,18 @@ def test_xxh3_port_matches_xxhash_library():
     for n in list(range(0, 300)) + [511, 512, 1023, 1024, 1025, 1088, 2047, 2048, 2049, 4000, 10_000]:
         b = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
         assert scanagg.xxh3_64(b) == xxhash.xxh3_64_intdigest(b), n
+
+
+@pytest.mark.parametrize("column,change,what", [(2, 1, "values in a column"), (3, -1, "disagree with the index"),
+                                                (2, -10 ** 9, "points")])
+def test_index_disagreeing_with_block_is_corruption(tmp_path, column, change, what):
+    path = _two_entry_segment(tmp_path)
+    with SegmentReader(str(path)) as r:
+        cols, starts = _columns(r, [1, 2], b"f")
+        cols = [c.copy() for c in cols]
+        cols[column][4] += change
+        for mod in (scanagg, scanagg_ref):
+            # a bytes copy: the twin's traceback would otherwise pin the reader's mapping
+            with pytest.raises(CorruptionError, match=what) as ei:
+                mod.window_aggregate(path.read_bytes(), r.path, 1, *cols, starts, np.zeros(2, np.int32), I64_MIN, I64_MAX, 0, 0, 1, 1)
+            assert ei.value.offset == int(cols[0][4])

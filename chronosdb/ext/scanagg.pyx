@@ -61,6 +61,9 @@ cdef enum:
 cdef enum:
     CHECKSUM_SIZE = 4
     MIN_BLOCK_SIZE = 6  # type byte + 1-byte times length + checksum (layout.MIN_BLOCK_SIZE)
+    # codecs.MAX_VALUES: no column decodes to more, so a larger index count is corruption (and
+    # must not size the scratch buffers).
+    MAX_BLOCK_VALUES = 16777216
 
 # What went wrong in a nogil pass; _corruption turns it into a CorruptionError message.
 cdef enum:
@@ -376,7 +379,7 @@ cdef int64_t _frame_pass(Scan* s) noexcept nogil:
         if size < MIN_BLOCK_SIZE or off < 0 or off > s.base_len - size:
             s.err = E_BOUNDS
             return -1
-        if count < 1 or count > 0x7FFFFFFF:
+        if count < 1 or count > MAX_BLOCK_VALUES:
             s.err = E_COUNT_INDEX
             s.detail_a = count
             return -1
@@ -631,7 +634,13 @@ def window_aggregate(buf, path, int ftype, offsets, sizes, counts, min_times, ma
     cdef const int64_t[::1] t0 = _i64(min_times, "min_times")
     cdef const int64_t[::1] t1 = _i64(max_times, "max_times")
     cdef const int64_t[::1] es = _i64(entry_starts, "entry_starts")
-    cdef const int32_t[::1] eg = np.ascontiguousarray(entry_group, dtype=np.int32).reshape(-1)
+    groups_arr = np.asarray(entry_group)
+    if groups_arr.ndim != 1 or (groups_arr.size and groups_arr.dtype.kind not in "iu"):
+        raise ValueError("entry_group must be a one-dimensional integer array")
+    if groups_arr.dtype != np.int32 and groups_arr.size and (groups_arr.min() < 0 or groups_arr.max() >= ngroups):
+        bad_e = int(np.flatnonzero((groups_arr < 0) | (groups_arr >= ngroups))[0])
+        raise ValueError(f"entry_group[{bad_e}] = {int(groups_arr[bad_e])} outside 0..{ngroups - 1}")
+    cdef const int32_t[::1] eg = np.ascontiguousarray(groups_arr, dtype=np.int32)
     cdef Py_ssize_t nb = o.shape[0], ne = eg.shape[0], e, k, bad = -1
     if not (sz.shape[0] == cn.shape[0] == t0.shape[0] == t1.shape[0] == nb):
         raise ValueError("offsets, sizes, counts, min_times and max_times differ in length")
