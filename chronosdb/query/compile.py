@@ -133,7 +133,9 @@ class _Walker:
             raise StatementError(f"expected field argument in {name}()")
         lits = tuple(_lit(a) for a in args[1:] if not isinstance(a, ast.VarRef))
         if name in ("top", "bottom") and len(args) == 3:
-            raise StatementError(f"{name}() with a tag argument is not supported yet")
+            if not isinstance(args[1], ast.VarRef) or not isinstance(args[2], ast.IntegerLiteral):
+                raise StatementError(f"expected {name}(field, tag, N)")
+            return CallKey(name + "_by_tag", args[0].name, (args[1].name, args[2].value))
         return CallKey(name, args[0].name, lits)
 
     def walk(self, e: ast.Expr, under_agg: bool = False) -> None:
@@ -206,6 +208,15 @@ def compile_select(stmt: ast.SelectStatement, max_buckets: int = 1_000_000) -> S
         columns.append(OutputColumn(f.alias or column_name(f.expr), f.expr))
     if not columns:
         raise StatementError("at least 1 non-time field must be queried")
+    # top(x, tag, N) / bottom(x, tag, N) also answer the tag, as a column after theirs
+    for i, c in enumerate(list(columns)):
+        e = c.expr
+        if isinstance(e, ast.Call) and e.name in ("top", "bottom") and len(e.args) == 3 \
+                and isinstance(e.args[1], ast.VarRef):
+            tag = e.args[1].name
+            if not any(isinstance(x.expr, ast.VarRef) and x.expr.name == tag for x in columns):
+                columns.insert(columns.index(c) + 1, OutputColumn(tag, ast.VarRef(tag, "tag")))
+                w.n_raw += 1
     is_agg = w.n_agg > 0
     aux: list[str] = []
     if is_agg and w.n_raw:

@@ -306,6 +306,8 @@ class SelectExecutor:
         start, every, nwin = self._grid(plan, lo, hi)
         if lo > hi or nwin <= 0:
             return None
+        if plan.calls and plan.calls[0].func in ("top_by_tag", "bottom_by_tag"):
+            return self._top_by_tag(plan, views, sids, tags_list, ftypes, cond, lo, hi, start, every, nwin)
         partials = {}
         for c in plan.calls:
             ft = ftypes.get(c.field)
@@ -459,6 +461,55 @@ class SelectExecutor:
         null_value = v.null_value if mode == "null" else None
         vals, valid = apply_fill(mode, vals, v.valid, times, plan.fill_value, null_value=null_value)
         return Values(vals, np.asarray(valid, dtype=bool), kind)
+
+    def _top_by_tag(self, plan, views, sids, tags_list, ftypes, cond, lo, hi, start, every, nwin):
+        """top(x, tag, N) / bottom(x, tag, N): per window, the best point of each tag value,
+        then the N best of those (ties: the earlier point), shown in time order."""
+        (call,) = plan.calls
+        if len(plan.calls) != 1 or cond.residual is not None:
+            raise StatementError(f"{call.func[:-7]}() with a tag argument takes no other fields "
+                                 "or field conditions")
+        tag, n = call.args
+        top = call.func == "top_by_tag"
+        ft = ftypes.get(call.field)
+        if ft is None:
+            return None
+        by_value: dict[str, list[int]] = {}
+        for sid, tags in zip(sids, tags_list):
+            by_value.setdefault(tags.get(tag, ""), []).append(sid)
+        fb = call.field.encode()
+        cands = []  # (window, value, time, tag value)
+        for tv, members in sorted(by_value.items()):
+            p = make_partial("max" if top else "min", nwin, ft, ())
+            for v in views:
+                for sid in members:
+                    col = v.scan(sid, fb, lo, hi)
+                    if col is not None and len(col[0]):
+                        self._count_points(len(col[0]))
+                        p.add_points(col[0], col[1], self._bounds(col[0], start, every, nwin))
+            f = p.finalize()
+            for w in np.flatnonzero(f.valid).tolist():
+                cands.append((w, f.values[w], int(f.point_time[w]), tv))
+        if not cands:
+            return None
+        rows = []
+        for w in sorted({c[0] for c in cands}):
+            here = [c for c in cands if c[0] == w]
+            here.sort(key=lambda c: ((-c[1] if top else c[1]), c[2]))
+            rows.extend(sorted(here[:n], key=lambda c: c[2]))
+        times = np.array([r[2] for r in rows], dtype=np.int64)
+        vals = np.array([r[1] for r in rows], dtype=ft.dtype)
+        tagcol = StringArray.from_list([r[3] for r in rows])
+        ones = np.ones(len(rows), dtype=bool)
+        cols = []
+        for c in plan.columns:
+            if isinstance(c.expr, ast.VarRef) and c.expr.name == tag:
+                cols.append((c.name, Values(tagcol, ones, "string")))
+            elif isinstance(c.expr, ast.VarRef):
+                cols.append((c.name, _null(len(rows))))
+            else:
+                cols.append((c.name, Values(vals, ones, KIND[ft])))
+        return self._finish(plan, times, cols)
 
     def _fill_aux(self, plan, s: Series, fin, views, sids, tags_list, ftypes, start, every) -> None:
         """Fields/tags beside a selector: find, for every row, the series whose point was
