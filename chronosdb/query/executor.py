@@ -43,6 +43,7 @@ from chronosdb.query.meta import StatementError
 from chronosdb.query.results import Column, Series
 from chronosdb.query.userregex import compile_user_regex
 from chronosdb.storage.engine import MAX_TIME, MIN_TIME
+from chronosdb.storage.shard_read import BlockStats
 
 KIND = {FieldType.FLOAT: "float", FieldType.INTEGER: "integer", FieldType.BOOLEAN: "boolean",
         FieldType.STRING: "string"}
@@ -221,6 +222,12 @@ class SelectExecutor:
                     if lo is None:
                         return []
                 lo, hi = self._limit_windows(plan, lo, hi)
+                if self._fused_ok(plan, views, sids, ftypes, cond):
+                    for g, s in self._fused_groups(plan, views, groups, sids, series_tags, ftypes,
+                                                   cond, lo, hi, is_tag):
+                        s.name, s.tags = name, (dict(zip(gkeys, g)) if gkeys else None)
+                        out.append(s)
+                    return out
                 for g in sorted(groups):
                     self.check_cancel()
                     members = [int(sids[i]) for i in groups[g]]
@@ -239,6 +246,87 @@ class SelectExecutor:
                     if s is not None:
                         s.name, s.tags = name, (dict(zip(gkeys, g)) if gkeys else None)
                         out.append(s)
+        return out
+
+    # -- fused scan + aggregation (many series, windows shorter than a block) ---------------------
+    FUSED_FUNCS = {"count", "sum", "mean", "min", "max", "first", "last", "spread"}
+
+    def _fused_ok(self, plan, views, sids, ftypes, cond) -> bool:
+        """Whether one Cython scan per (shard, field) may feed every group's partials: simple
+        mergeable calls over numeric fields, no field conditions, and GROUP BY windows shorter
+        than a stored block (so block stats could not answer them anyway)."""
+        if (not plan.every or cond.residual is not None or plan.aux or plan.multi_row
+                or not plan.calls or len(sids) < 2):
+            return False
+        for c in plan.calls:
+            ft = ftypes.get(c.field)
+            if c.func not in self.FUSED_FUNCS or ft not in (FieldType.FLOAT, FieldType.INTEGER):
+                return False
+        if not all(hasattr(v, "window_aggregate") for v in views):
+            return False  # e.g. a subquery's in-memory source
+        probe = plan.calls[0].field.encode()
+        for v in views:
+            for h in v.segments:
+                bt = h.reader.blocks(int(sids[0]), probe)
+                if bt is not None and len(bt):
+                    span = int(np.median(bt["max_time"] - bt["min_time"]))
+                    return plan.every < span
+        return False
+
+    def _fused_groups(self, plan, views, groups, sids, series_tags, ftypes, cond, lo, hi, is_tag):
+        start, every, nwin = self._grid(plan, lo, hi)
+        if lo > hi or nwin <= 0:
+            return []
+        ordered = sorted(groups)
+        parts = [self._new_partials(plan, ftypes, nwin) for _ in ordered]
+        any_data = [False] * len(ordered)
+        all_sids, all_groups = [], []
+        for gi, g in enumerate(ordered):
+            for i in groups[g]:
+                all_sids.append(int(sids[i]))
+                all_groups.append(gi)
+        fields = sorted({c.field for c in plan.calls})
+        for v in views:
+            self.check_cancel()
+            results = {}
+            for f in fields:
+                r = v.window_aggregate(all_sids, all_groups, f.encode(), lo, hi, start, every,
+                                       nwin, len(ordered))
+                if r is None:
+                    results = None
+                    break
+                results[f] = r
+            if results is None:  # this view needs the per-series path
+                for gi, g in enumerate(ordered):
+                    members = [int(sids[i]) for i in groups[g]]
+                    any_data[gi] |= self._feed_view(plan, v, members, [series_tags[i] for i in groups[g]],
+                                                    parts[gi], ftypes, cond, is_tag, lo, hi, start,
+                                                    every, nwin)
+                continue
+            for f, aggs in results.items():
+                for agg in aggs:
+                    self._count_points(int(agg.count.sum()))
+                    for gi in range(len(ordered)):
+                        cnt = agg.count[gi]
+                        win = np.flatnonzero(cnt)
+                        if not len(win):
+                            continue
+                        any_data[gi] = True
+                        stats = BlockStats(agg.first_time[gi][win], agg.last_time[gi][win], cnt[win],
+                                           agg.sum[gi][win], agg.min[gi][win], agg.max[gi][win],
+                                           agg.first[gi][win], agg.last[gi][win])
+                        for c, p in parts[gi].items():
+                            if c.field == f:
+                                p.add_block_stats(win, stats)
+        out = []
+        for gi, g in enumerate(ordered):
+            if not any_data[gi]:
+                continue
+            members = [int(sids[i]) for i in groups[g]]
+            s = self._finalize_group(plan, parts[gi], start, every, nwin, lo, cond, views, members,
+                                     [series_tags[i] for i in groups[g]], ftypes)
+            if s is not None:
+                out.append((g, s))
         return out
 
     def _earliest(self, views, sids, plan, lo, hi):
@@ -308,49 +396,65 @@ class SelectExecutor:
             return None
         if plan.calls and plan.calls[0].func in ("top_by_tag", "bottom_by_tag"):
             return self._top_by_tag(plan, views, sids, tags_list, ftypes, cond, lo, hi, start, every, nwin)
+        partials = self._new_partials(plan, ftypes, nwin)
+        if not partials:
+            return None
+        any_data = False
+        for v in views:
+            any_data |= self._feed_view(plan, v, sids, tags_list, partials, ftypes, cond, is_tag,
+                                        lo, hi, start, every, nwin)
+        if not any_data:
+            return None
+        return self._finalize_group(plan, partials, start, every, nwin, lo, cond, views, sids,
+                                    tags_list, ftypes)
+
+    def _new_partials(self, plan, ftypes, nwin) -> dict:
         partials = {}
         for c in plan.calls:
             ft = ftypes.get(c.field)
-            if ft is None:
-                continue
-            func = "count_distinct" if c.func == "count_distinct" else c.func
-            partials[c] = make_partial(func, nwin, ft, c.args)
-        if not partials:
-            return None
+            if ft is not None:
+                partials[c] = make_partial(c.func, nwin, ft, c.args)
+        return partials
+
+    def _feed_view(self, plan, v, sids, tags_list, partials, ftypes, cond, is_tag, lo, hi,
+                   start, every, nwin) -> bool:
+        """Feed one shard view's points of a group's series into its partials (per series:
+        whole blocks from stats, the rest decoded). True when any data was found."""
         residual = cond.residual
         by_field: dict[str, list[CallKey]] = {}
         for c in partials:
             by_field.setdefault(c.field, []).append(c)
         any_data = False
-        for v in views:
-            for sid, tags in zip(sids, tags_list):
-                self.check_cancel()
-                if residual is not None:
-                    any_data |= self._feed_filtered(v, sid, tags, by_field, partials, residual,
-                                                    ftypes, is_tag, lo, hi, start, every, nwin)
-                    continue
-                for f, calls in by_field.items():
-                    fb = f.encode()
-                    use_stats = all(partials[c].supports_block_stats for c in calls) and not (
-                        plan.single_selector and not every and calls[0].func in ("min", "max"))
-                    if use_stats:
-                        stats, rest = v.read_with_stats(sid, fb, lo, hi, every, start % every if every else 0)
-                        if stats is not None:
-                            any_data = True
-                            win = ((stats.min_time - start) // every) if every else np.zeros(len(stats), np.int64)
-                            win = np.ascontiguousarray(win, dtype=np.int64)
-                            for c in calls:
-                                partials[c].add_block_stats(win, stats)
-                    else:
-                        rest = v.scan(sid, fb, lo, hi)
-                    if rest is not None and len(rest[0]):
+        for sid, tags in zip(sids, tags_list):
+            self.check_cancel()
+            if residual is not None:
+                any_data |= self._feed_filtered(v, sid, tags, by_field, partials, residual,
+                                                ftypes, is_tag, lo, hi, start, every, nwin)
+                continue
+            for f, calls in by_field.items():
+                fb = f.encode()
+                use_stats = all(partials[c].supports_block_stats for c in calls) and not (
+                    plan.single_selector and not every and calls[0].func in ("min", "max"))
+                if use_stats:
+                    stats, rest = v.read_with_stats(sid, fb, lo, hi, every, start % every if every else 0)
+                    if stats is not None:
                         any_data = True
-                        self._count_points(len(rest[0]))
-                        b = self._bounds(rest[0], start, every, nwin)
+                        win = ((stats.min_time - start) // every) if every else np.zeros(len(stats), np.int64)
+                        win = np.ascontiguousarray(win, dtype=np.int64)
                         for c in calls:
-                            partials[c].add_points(rest[0], rest[1], b)
-        if not any_data:
-            return None
+                            partials[c].add_block_stats(win, stats)
+                else:
+                    rest = v.scan(sid, fb, lo, hi)
+                if rest is not None and len(rest[0]):
+                    any_data = True
+                    self._count_points(len(rest[0]))
+                    b = self._bounds(rest[0], start, every, nwin)
+                    for c in calls:
+                        partials[c].add_points(rest[0], rest[1], b)
+        return any_data
+
+    def _finalize_group(self, plan, partials, start, every, nwin, lo, cond, views, sids,
+                        tags_list, ftypes):
         # integral interpolates across window edges, so it needs the window grid.
         fin = {c: (p.finalize(grid=(start, every)) if c.func == "integral" and every else p.finalize())
                for c, p in partials.items()}

@@ -227,6 +227,57 @@ class ShardView:
         rest = merge_columns(ftype, runs_t, runs_v) if runs_t else None
         return stats, rest
 
+    def window_aggregate(self, sids, groups, field: bytes, lo: int, hi: int, start: int, every: int,
+                             nwin: int, ngroups: int):
+        """Fused scan + window aggregation of many series of one field, per segment file.
+
+        Returns a list of ``WindowAggregates`` (one per segment file with data, oldest first) whose
+        cells merge like partial aggregates, or None when this view cannot be answered this way:
+        a tombstone touches the series, a cache holds points of them in the range, the segment files
+        overlap in time (newest-wins would be needed), or the field is not numeric. The caller then
+        takes the per-series path for this self.
+        """
+        from chronosdb.ext import scanagg
+        from chronosdb.model.fieldtype import FieldType
+
+        sidset = set(sids)
+        for t in self.tombstones:
+            if any(s in t.series for s in sidset):
+                return None
+        for c in self.caches:
+            for sid in sids:
+                e = c.entries.get((sid, field))
+                if e is not None and e.min_time is not None and not (e.max_time < lo or e.min_time > hi):
+                    return None
+        segs = [h for h in self.segments
+                if h.reader.min_time is not None and not (h.reader.max_time < lo or h.reader.min_time > hi)]
+        spans = sorted((h.reader.min_time, h.reader.max_time) for h in segs)
+        for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
+            if b0 <= a1:
+                return None
+        out = []
+        for h in segs:
+            r = h.reader
+            rows, starts, egroup, ftype = [], [0], [], None
+            for sid, g in zip(sids, groups):
+                hit = r.entry_rows(sid, field)
+                if hit is None:
+                    continue
+                ft, a, b = hit
+                if ft not in (FieldType.FLOAT, FieldType.INTEGER) or (ftype is not None and ft != ftype):
+                    return None
+                ftype = ft
+                rows.append(np.arange(a, b, dtype=np.int64))
+                starts.append(starts[-1] + (b - a))
+                egroup.append(g)
+            if not rows:
+                continue
+            cols = r.block_columns(np.concatenate(rows))
+            out.append(scanagg.window_aggregate(
+                r.buffer, r.path, int(ftype), *cols, np.array(starts, dtype=np.int64),
+                np.array(egroup, dtype=np.int32), lo, hi, start, every, nwin, ngroups))
+        return out
+
     # -- edges: first/last points without reading everything -------------------------------------
     def time_range(self, sid: int, field: bytes):
         """(first, last) time of a series+field in this view from metadata alone (block index
@@ -385,3 +436,4 @@ def _concat_runs(ftype, runs_t, runs_v):
     if ftype is FieldType.STRING:
         return t, StringArray.concat(runs_v)
     return t, np.concatenate(runs_v)
+

@@ -152,6 +152,24 @@ class SegmentReader:
         except TypeError:  # an unhashable key cannot name an entry
             return None
 
+    def entry_rows(self, series_id: int, field: bytes):
+        """(field type, first block row, end block row) of a series+field, or None: the rows of
+        the index's block columns that ``block_columns`` gathers (for scan kernels)."""
+        hit = self._lookup(series_id, field)
+        return None if hit is None else (hit[1], hit[2], hit[3])
+
+    def block_columns(self, rows: np.ndarray):
+        """(offsets, sizes, counts, min times, max times) of the given block rows, int64."""
+        return (self._b_offset[rows], self._b_size[rows], self._b_count[rows],
+                self._b_min[rows], self._b_max[rows])
+
+    @property
+    def buffer(self):
+        """The mapped file (for kernels that read blocks themselves)."""
+        if self._mm is None:
+            raise ValueError(f"segment reader for {self.path} is closed")
+        return self._mm
+
     def _entry(self, series_id: int, field: bytes) -> int | None:
         hit = self._lookup(series_id, field)
         return None if hit is None else hit[0]
