@@ -33,5 +33,8 @@ class ChronosDB(Peer):
         return "/write?" + urllib.parse.urlencode({"db": db})
 
     def flush_and_compact(self, timeout: float = 120.0) -> None:
-        """Nothing to force: a write is durable when answered. Disk figures come from
-        bench_storage.py, which compacts through the engine."""
+        """Snapshot the caches and fully compact (POST /api/compact), as the peers are settled
+        with their own forced merges before they are measured."""
+        status, resp = self.request("POST", "/api/compact", timeout=timeout)
+        if status != 204:
+            raise PeerError(f"chronosdb /api/compact answered {status}: {resp[:300]!r}")

@@ -76,3 +76,19 @@ def test_keys_and_write_commands(start_server, tmp_path):
     assert s.stop() == 0
     t, v = read_back(s.data_dir, "clidb", b"w,h=a", b"v")
     assert len(t) == 12_001 and v[-1] == -1.0
+
+
+def test_compact_command_shrinks_to_one_segment_file(start_server):
+    s = start_server(auth=True)
+    assert s.query("CREATE DATABASE cdb")[0] == 200
+    for i in range(3):
+        assert s.write(b"".join(b"c,h=a v=%d %d\n" % (j, (i * 1000 + j) * 10**9) for j in range(1000)),
+                       db="cdb")[0] == 204
+    common = ["--host", f"http://127.0.0.1:{s.port}", "--data-dir", s.data_dir]
+    r = cli("compact", *common)
+    assert r.returncode == 0, r.stderr
+    import glob
+    segs = glob.glob(os.path.join(s.data_dir, "cdb", "autogen", "*", "*.seg"))
+    assert len(segs) == 1
+    st, _h, _b = s.request("POST", "/api/compact", key=None)
+    assert st == 401

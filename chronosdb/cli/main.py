@@ -79,6 +79,12 @@ def _cmd_keys(args) -> int:
     return 0
 
 
+def _cmd_compact(args) -> int:
+    _client(args).request("POST", "/api/compact")
+    print("compacted")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chronosdb", description="ChronosDB time-series database")
     sub = p.add_subparsers(dest="command", required=True)
@@ -111,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--quiet", action="store_true", help="no progress bar")
     w.add_argument("file", nargs="?", default="-", help="line-protocol file, or - for stdin")
     w.set_defaults(func=_cmd_write)
+
+    c = sub.add_parser("compact", help="snapshot caches and fully compact every shard now (admin)")
+    client_flags(c)
+    c.set_defaults(func=_cmd_compact)
 
     k = sub.add_parser("keys", help="manage API keys (admin key needed)")
     ks = k.add_subparsers(dest="keys_command", required=True)

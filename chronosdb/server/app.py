@@ -20,6 +20,7 @@ from chronosdb.model.errors import ChronosError
 from chronosdb.query.executor import Limits
 from chronosdb.query.manager import QueryManager
 from chronosdb.server.config import ServerConfig
+from chronosdb.server.handlers.admin import handle_compact
 from chronosdb.server.handlers.keys import handle_keys
 from chronosdb.server.handlers.query import handle_query
 from chronosdb.server.handlers.status import handle_health, handle_metrics, handle_ping
@@ -40,6 +41,7 @@ ROUTES = {
     "/ping": handle_ping,
     "/health": handle_health,
     "/metrics": handle_metrics,
+    "/api/compact": handle_compact,
 }
 
 
