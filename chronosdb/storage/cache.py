@@ -118,26 +118,36 @@ class Cache:
             s_sorted = series[order]
             cuts = np.flatnonzero(s_sorted[1:] != s_sorted[:-1]) + 1
             starts = np.concatenate(([0], cuts))
-            ends = np.concatenate((cuts, [n]))
             t_sorted = times[order]
             v_sorted = _take(values, order)
-            groups = [(int(s_sorted[a]), a, b) for a, b in zip(starts.tolist(), ends.tolist())]
         else:
-            t_sorted, v_sorted = times, values
-            groups = [(int(series[0]), 0, n)]
+            s_sorted, t_sorted, v_sorted = series, times, values
+            starts = np.zeros(1, dtype=np.int64)
+        ends = np.append(starts[1:], n)
+        # Per series slice, in one pass each: time bounds, and whether the slice is in order.
+        mins = np.minimum.reduceat(t_sorted, starts).tolist()
+        maxs = np.maximum.reduceat(t_sorted, starts).tolist()
+        if n > 1:
+            backwards = np.zeros(n, dtype=bool)
+            backwards[1:] = t_sorted[1:] <= t_sorted[:-1]
+            backwards[starts] = False  # a slice's first point has nothing before it in the slice
+            unsorted = np.logical_or.reduceat(backwards, starts).tolist()
+        else:
+            unsorted = [False]
+        owners = s_sorted[starts].tolist()
         added = 0
         with self._lock:
             entries = self.entries
-            for si, a, b in groups:
-                key = (int(sids[si]), name)
+            for k, (a, b) in enumerate(zip(starts.tolist(), ends.tolist())):
+                key = (int(sids[owners[k]]), name)
                 e = entries.get(key)
                 if e is None:
                     e = entries[key] = CacheEntry(ftype)
                 tv = t_sorted[a:b]
                 vv = v_sorted[a:b] if not isinstance(v_sorted, StringArray) else _take(
                     v_sorted, np.arange(a, b, dtype=np.int64))
-                e._append_raw(tv, vv, int(tv.min()), int(tv.max()))
-                if len(e.times) > 1 or (len(tv) > 1 and not (tv[1:] > tv[:-1]).all()):
+                e._append_raw(tv, vv, mins[k], maxs[k])
+                if len(e.times) > 1 or unsorted[k]:
                     e.merged = False
                 added += 16 * (b - a) + _CHUNK_OVERHEAD
                 if ftype is FieldType.STRING:

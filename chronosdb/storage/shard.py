@@ -140,6 +140,7 @@ class Shard:
         self.last_write = time.monotonic()
         self.compacting: set[int] = set()
         self._snapshot_lock = threading.Lock()
+        self._compact_lock = threading.Lock()
         self._load_manifest()
         self.tombstones = Tombstones(path)
         self.wal = Wal(os.path.join(path, filenames.WAL_DIR), fsync=options.wal_fsync,
@@ -341,11 +342,16 @@ class Shard:
                     cold=cold, policy=self.options.compaction)
 
     def compact(self, full: bool = False) -> int:
-        """Run every compaction the planner asks for now. Returns how many ran."""
+        """Run every compaction the planner asks for now. Returns how many ran.
+
+        Compactions of one shard run one at a time: the planner will not plan a full
+        compaction while files are being compacted, so an explicit full compaction waits for
+        the background one instead of quietly doing less."""
         ran = 0
-        for group in self.plan_compactions(full):
-            self._run_compaction(group.inputs, group.output_level)
-            ran += 1
+        with self._compact_lock:
+            for group in self.plan_compactions(full):
+                self._run_compaction(group.inputs, group.output_level)
+                ran += 1
         return ran
 
     def _run_compaction(self, generations, level: int) -> None:
