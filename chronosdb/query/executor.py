@@ -102,6 +102,7 @@ class SelectExecutor:
         self.limits = limits or Limits()
         self.check_cancel = check_cancel or (lambda: None)
         self.points_read = 0
+        self._keys: dict[int, CallKey] = {}
 
     # -- sources -------------------------------------------------------------------------
     def measurements(self, stmt: ast.SelectStatement) -> list[tuple[str, str | None, bytes]]:
@@ -708,7 +709,9 @@ class SelectExecutor:
                 return self._transform(name, e, times, inner, unit)
             if name in MATH:
                 return _math(name, [self._eval_agg(a, env, times, n, plan) for a in e.args])
-            key = _call_key(e)
+            key = self._keys.get(id(e))
+            if key is None:  # by identity: the plan's nodes live as long as this executor
+                key = self._keys[id(e)] = _call_key(e)
             return env.get(key) or _null(n)
         if isinstance(e, ast.BinaryExpr):
             return _binary(e.op, self._eval_agg(e.lhs, env, times, n, plan),
@@ -1013,6 +1016,7 @@ def _utc_offsets(zone, times: np.ndarray) -> np.ndarray:
 
 
 def _call_key(call: ast.Call) -> CallKey:
+    """The CallKey of a call node."""
     from chronosdb.query.compile import _Walker
 
     return _Walker().call_key(call)
