@@ -142,6 +142,12 @@ class ShardView:
             if len(t):
                 runs_t.append(t)
                 runs_v.append(v)
+        ftype = self._cache_runs(sid, field, lo, hi, ftype, runs_t, runs_v)
+        return ftype, runs_t, runs_v
+
+    def _cache_runs(self, sid, field, lo, hi, ftype, runs_t, runs_v):
+        """Append the caches' points of a series+field in [lo, hi] (oldest cache first) to the
+        runs; returns the field type, the caches' if none was known yet."""
         for c in self.caches:
             e = c.entries.get((sid, field))
             if e is None or e.min_time is None or e.max_time < lo or e.min_time > hi:
@@ -154,7 +160,7 @@ class ShardView:
                 ftype = ftype or e.ftype
                 runs_t.append(t)
                 runs_v.append(v)
-        return ftype, runs_t, runs_v
+        return ftype
 
     def scan(self, sid: int, field: bytes, min_time: int | None = None, max_time: int | None = None):
         """(times, values) of one series+field in the inclusive range, merged; None if none."""
@@ -338,18 +344,7 @@ class ShardView:
                         runs_v.append(col[1])
             # segment blocks of one key never overlap each other within a file; files may
             # overlap: merge all runs with the newest winning, caches last
-            for c in self.caches:
-                e = c.entries.get((sid, field))
-                if e is None or e.min_time is None or e.max_time < lo or e.min_time > hi:
-                    continue
-                col = c.get(sid, field)
-                if col is None:
-                    continue
-                t, v = _trim(col[0], col[1], lo, hi)
-                if len(t):
-                    ftype = ftype or e.ftype
-                    runs_t.append(t)
-                    runs_v.append(v)
+            ftype = self._cache_runs(sid, field, lo, hi, ftype, runs_t, runs_v)
             if not runs_t:
                 return None
             if len(runs_t) == 1:
