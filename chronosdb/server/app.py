@@ -21,7 +21,9 @@ from chronosdb.query.executor import Limits
 from chronosdb.query.manager import QueryManager
 from chronosdb.server.config import ServerConfig
 from chronosdb.server.handlers.admin import handle_compact
+from chronosdb.server.handlers.console import handle_console, handle_docs
 from chronosdb.server.handlers.keys import handle_keys
+from chronosdb.server.handlers.openapi import handle_openapi
 from chronosdb.server.handlers.query import handle_query
 from chronosdb.server.handlers.status import handle_health, handle_metrics, handle_ping
 from chronosdb.server.handlers.write import handle_write
@@ -42,7 +44,17 @@ ROUTES = {
     "/health": handle_health,
     "/metrics": handle_metrics,
     "/api/compact": handle_compact,
+    "/api/openapi.json": handle_openapi,
+    "/": handle_console,
+    "/docs": handle_docs,
 }
+
+# Longest prefix first: a path under one of these goes to its handler.
+PREFIX_ROUTES = (
+    ("/api/keys/", handle_keys),
+    ("/console/", handle_console),
+    ("/docs/", handle_docs),
+)
 
 
 class Server:
@@ -79,8 +91,14 @@ class Server:
 
     async def router(self, req) -> Response:
         handler = ROUTES.get(req.path)
-        if handler is None and (req.path == "/api/keys" or req.path.startswith("/api/keys/")):
-            handler = handle_keys
+        if handler is None:
+            if req.path == "/api/keys":
+                handler = handle_keys
+            else:
+                for prefix, h in PREFIX_ROUTES:
+                    if req.path.startswith(prefix):
+                        handler = h
+                        break
         if handler is None:
             return Response.error(404, f"not found: {req.path}")
         self.inflight += 1
