@@ -205,8 +205,9 @@ def test_ties_at_equal_time_across_entries(tmp_path):
     with SegmentReader(str(tmp_path / "s.seg")) as r:
         cols, starts = _columns(r, [2, 1], b"f")
         got = _call(scanagg, r, FieldType.FLOAT, cols, starts, np.zeros(2, np.int32), 0, 100, 0, 0, 1, 1)
-        # entry 0 is series 2: it wins first; entry 1 (series 1) wins last
-        assert got.first[0, 0] == 7.0 and got.last[0, 0] == 3.0
+        # equal times across series: the greater value wins first and last (InfluxDB's rule),
+        # whatever the entries' order
+        assert got.first[0, 0] == 7.0 and got.last[0, 0] == 9.0
         assert got.count[0, 0] == 6 and got.sum[0, 0] == 30.0
         assert got.min[0, 0] == 1.0 and got.max[0, 0] == 9.0
         _assert_same(got, _call(scanagg_ref, r, FieldType.FLOAT, cols, starts, np.zeros(2, np.int32), 0, 100, 0, 0, 1, 1))

@@ -519,10 +519,12 @@ cdef int _scan(Scan* s, num_t* vbuf, num_t* osum, num_t* omin, num_t* omax,
                 else:
                     mn = omin[c]
                     mx = omax[c]
-                    if t[i] < s.ftime[c]:
+                    # Points of different series at the same time: the greater value wins,
+                    # for first and for last alike (InfluxDB 1.x's reducers; a NaN never wins).
+                    if t[i] < s.ftime[c] or (t[i] == s.ftime[c] and vbuf[i] > ofirst[c]):
                         ofirst[c] = vbuf[i]
                         s.ftime[c] = t[i]
-                    if t[j - 1] >= s.ltime[c]:
+                    if t[j - 1] > s.ltime[c] or (t[j - 1] == s.ltime[c] and vbuf[j - 1] > olast[c]):
                         olast[c] = vbuf[j - 1]
                         s.ltime[c] = t[j - 1]
                 s.count[c] += j - i

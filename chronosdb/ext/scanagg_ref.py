@@ -113,9 +113,11 @@ def _fold(out: WindowAggregates, g: int, w: int, t, v, ftype: int) -> None:
     else:
         out.min[g, w] = np.fmin(out.min[g, w], vmin)
         out.max[g, w] = np.fmax(out.max[g, w], vmax)
-        if t[0] < out.first_time[g, w]:
+        # Points of different series at the same time: the greater value wins (a NaN never).
+        ft, lt = out.first_time[g, w], out.last_time[g, w]
+        if t[0] < ft or (t[0] == ft and v[0] > out.first[g, w]):
             out.first[g, w], out.first_time[g, w] = v[0], t[0]
-        if t[-1] >= out.last_time[g, w]:
+        if t[-1] > lt or (t[-1] == lt and v[-1] > out.last[g, w]):
             out.last[g, w], out.last_time[g, w] = v[-1], t[-1]
     out.count[g, w] += len(t)
     with np.errstate(over="ignore"):

@@ -35,6 +35,7 @@ from chronosdb.model.strings import StringArray
 from chronosdb.query import condition as cond_mod
 from chronosdb.query.compile import MATH, TRANSFORMS, CallKey, SelectPlan, expand_wildcards
 from chronosdb.query.functions import make_partial
+from chronosdb.query.functions.partials import Finalized
 from chronosdb.query.functions import math as fmath
 from chronosdb.query.functions import transforms as tf
 from chronosdb.query.functions.fill import apply_fill
@@ -279,14 +280,13 @@ class SelectExecutor:
         if lo > hi or nwin <= 0:
             return []
         ordered = sorted(groups)
-        parts = [self._new_partials(plan, ftypes, nwin) for _ in ordered]
-        any_data = [False] * len(ordered)
         all_sids, all_groups = [], []
         for gi, g in enumerate(ordered):
             for i in groups[g]:
                 all_sids.append(int(sids[i]))
                 all_groups.append(gi)
         fields = sorted({c.field for c in plan.calls})
+        per_view = []
         for v in views:
             self.check_cancel()
             results = {}
@@ -297,6 +297,15 @@ class SelectExecutor:
                     results = None
                     break
                 results[f] = r
+            per_view.append(results)
+        if all(r is not None for r in per_view):
+            # Every view answered by the fused kernel: finalize all groups at once.
+            by_field = {f: [a for r in per_view for a in r[f]] for f in fields}
+            return self._fused_finalize(plan, ordered, groups, sids, series_tags, ftypes, by_field,
+                                        start, every, nwin, lo, cond, views)
+        parts = [self._new_partials(plan, ftypes, nwin) for _ in ordered]
+        any_data = [False] * len(ordered)
+        for v, results in zip(views, per_view):
             if results is None:  # this view needs the per-series path
                 for gi, g in enumerate(ordered):
                     members = [int(sids[i]) for i in groups[g]]
@@ -328,6 +337,72 @@ class SelectExecutor:
                                      [series_tags[i] for i in groups[g]], ftypes)
             if s is not None:
                 out.append((g, s))
+        return out
+
+    def _fused_finalize(self, plan, ordered, groups, sids, series_tags, ftypes, by_field, start,
+                        every, nwin, lo, cond, views):
+        """Finalize every group's calls from the fused kernel's (group, window) cells in whole
+        arrays — what the per-group partials would give, without building them: segment files
+        and shards are disjoint in time and come oldest first, so counts and sums add, min/max
+        fold (NaN loses, as in MinPartial), first comes from the oldest cell holding data and
+        last from the newest."""
+        merged = {}
+        for f, aggs in by_field.items():
+            cnt = tot = mn = mx = first = last = None
+            for a in aggs:
+                self._count_points(int(a.count.sum()))
+                has = a.count > 0
+                if cnt is None:
+                    cnt, tot = a.count.copy(), a.sum.copy()
+                    mn, mx, first, last = a.min.copy(), a.max.copy(), a.first.copy(), a.last.copy()
+                    seen = has
+                    continue
+                both = seen & has
+                only = has & ~seen
+                cnt += a.count
+                tot += a.sum
+                if mn.dtype == np.float64:
+                    mn = np.where(both, np.fmin(mn, a.min), np.where(only, a.min, mn))
+                    mx = np.where(both, np.fmax(mx, a.max), np.where(only, a.max, mx))
+                else:
+                    mn = np.where(both, np.minimum(mn, a.min), np.where(only, a.min, mn))
+                    mx = np.where(both, np.maximum(mx, a.max), np.where(only, a.max, mx))
+                first = np.where(only, a.first, first)
+                last = np.where(has, a.last, last)
+                seen = seen | has
+            merged[f] = (cnt, tot, mn, mx, first, last)
+        fin2d = {}
+        for c in plan.calls:
+            m = merged.get(c.field)
+            if m is None:
+                continue
+            cnt, tot, mn, mx, first, last = m
+            ft = ftypes[c.field]
+            valid = cnt > 0
+            if c.func == "count":
+                fin2d[c] = (cnt, valid, FieldType.INTEGER, 0)
+            elif c.func == "sum":
+                fin2d[c] = (tot, valid, ft, None)
+            elif c.func == "mean":
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    vals = tot.astype(np.float64) / np.where(valid, cnt, 1)
+                fin2d[c] = (vals, valid, FieldType.FLOAT, None)
+            elif c.func == "spread":
+                fin2d[c] = (mx - mn, valid, ft, None)
+            else:
+                fin2d[c] = ({"min": mn, "max": mx, "first": first, "last": last}[c.func], valid, ft, None)
+        if not fin2d:
+            return []
+        any_data = np.zeros(len(ordered), dtype=bool)
+        for cnt, *_rest in merged.values():
+            any_data |= (cnt > 0).any(axis=1)
+        out = []
+        for gi in np.flatnonzero(any_data).tolist():
+            fin = {c: Finalized(v[gi], ok[gi], None, ft, null_value=nv)
+                   for c, (v, ok, ft, nv) in fin2d.items()}
+            s = self._shape_aggregate(plan, fin, start, every, nwin, lo, cond)
+            if s is not None:
+                out.append((ordered[gi], s))
         return out
 
     def _earliest(self, views, sids, plan, lo, hi):
