@@ -20,6 +20,7 @@ from chronosdb.model.fieldtype import FieldType
 from chronosdb.query.executor import SelectExecutor
 from chronosdb.query.influxql import parse
 from chronosdb.query.statements import QueryContext, execute
+from chronosdb.storage import shard_read
 from chronosdb.storage.engine import Engine, EngineOptions
 
 import orjson
@@ -114,8 +115,11 @@ QUERIES = [
 ]
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-thread", "split-in-two"])
 @pytest.mark.parametrize("q", QUERIES)
-def test_fused_path_answers_like_the_per_series_path(engine, q, monkeypatch):
+def test_fused_path_answers_like_the_per_series_path(engine, q, split, monkeypatch):
+    # split: every scan, however small, is cut in two by group and run on two threads
+    monkeypatch.setattr(shard_read, "PARALLEL_MIN_BLOCKS", 1 if split else 10**9)
     calls = []
     real = SelectExecutor._fused_groups
 
