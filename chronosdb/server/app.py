@@ -26,6 +26,8 @@ from chronosdb.server.handlers.keys import handle_keys
 from chronosdb.server.handlers.openapi import handle_openapi
 from chronosdb.server.handlers.query import handle_query
 from chronosdb.server.handlers.status import handle_health, handle_metrics, handle_ping
+from chronosdb.server.handlers.stream import close_unauthorized_streams, handle_stream, handle_ws_stream
+from chronosdb.pubsub import Bus
 from chronosdb.server.handlers.write import handle_write
 from chronosdb.server.http.messages import HttpError, Response
 from chronosdb.server.http.protocol import HttpProtocol
@@ -47,6 +49,8 @@ ROUTES = {
     "/api/openapi.json": handle_openapi,
     "/": handle_console,
     "/docs": handle_docs,
+    "/stream": handle_stream,
+    "/ws/stream": handle_ws_stream,
 }
 
 # Longest prefix first: a path under one of these goes to its handler.
@@ -67,6 +71,10 @@ class Server:
         os.makedirs(config.data_dir, exist_ok=True)
         self.engine = Engine(config.data_dir, EngineOptions(shard=ShardOptions(wal_fsync=config.wal_fsync)))
         self.metrics.engine = self.engine
+        # Every stored write is published on the bus (streaming queries subscribe to it).
+        self.bus = Bus(self.metrics)
+        self.engine.add_write_listener(self.bus.publish)
+        self.streams: set = set()  # open StreamSessions (handlers/stream.py)
         self.keys = KeyStore(os.path.join(config.data_dir, KEYS_FILE))
         self.admin_key_path = os.path.join(config.data_dir, ADMIN_KEY_FILE)
         self.new_admin_key = self.keys.ensure_admin_key(self.admin_key_path)
@@ -87,7 +95,8 @@ class Server:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     def on_keys_changed(self) -> None:
-        """Hook for revocations: open streams of revoked keys close (streaming comes later)."""
+        """Hook for revocations: open streams whose key no longer authorizes them close."""
+        close_unauthorized_streams(self)
 
     async def router(self, req) -> Response:
         handler = ROUTES.get(req.path)
@@ -145,6 +154,8 @@ class Server:
     async def shutdown(self, grace: float = 30.0) -> None:
         log.info("shutting down: no new connections, finishing %d in-flight request(s)", self.inflight)
         self.stopping = True
+        for s in list(self.streams):
+            s.revoke("server shutting down")
         if self._http_server is not None:
             self._http_server.close()
         for t in self._udp_transports:

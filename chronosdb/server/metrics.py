@@ -12,7 +12,7 @@ import threading
 # Bucket bounds in seconds: sub-millisecond resolution for the fast paths, up to 10 s.
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
            1.0, 2.5, 5.0, 10.0)
-ROUTES = ("/write", "/query", "/ping", "/health", "/metrics", "/api/keys")
+ROUTES = ("/write", "/query", "/ping", "/health", "/metrics", "/api/keys", "/stream", "/ws/stream")
 
 HELP = {
     "points_written_total": ("counter", "Field values written through /write and UDP"),
@@ -24,6 +24,11 @@ HELP = {
     "udp_datagrams_dropped_total": ("counter", "UDP datagrams dropped because the queue was full"),
     "udp_parse_errors_total": ("counter", "UDP lines that failed to parse"),
     "http_request_duration_seconds": ("histogram", "HTTP request latency by route"),
+    "pubsub_subscribers": ("gauge", "Open pubsub subscriptions (streams)"),
+    "pubsub_points_delivered_total": ("counter", "Points queued for pubsub subscribers"),
+    "pubsub_points_dropped_total": ("counter", "Points dropped because a subscriber's queue was full"),
+    "pubsub_subscribers_disconnected_total": ("counter", "Subscribers disconnected as too slow"),
+    "streams_opened_total": ("counter", "Streaming queries opened (/stream, /ws/stream)"),
 }
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from pyroaring import BitMap64
 
 from chronosdb.model.batch import WriteBatch
-from chronosdb.model.errors import BadRequest, DatabaseNotFound
+from chronosdb.model.errors import BadRequest, DatabaseNotFound, FieldTypeConflict
 from chronosdb.model.serieskey import measurement_of
 from chronosdb.storage import filenames
 from chronosdb.storage.catalog import Catalog
@@ -63,6 +63,10 @@ class Engine:
         self._meas_cache: dict[bytes, bytes] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
+        # Called as fn(db, rp, stored batch) on the writer's thread after each durable write
+        # (the pubsub bus listens here, so every write path publishes). A list copied on
+        # change, so writers iterate it without a lock.
+        self._write_listeners: tuple = ()
         self.counters = {"values_written": 0, "values_dropped": 0, "snapshots": 0,
                          "compactions": 0, "shards_dropped": 0}
         self._open_all()
@@ -166,6 +170,40 @@ class Engine:
             ids[i] = names.setdefault(m, len(names))
         return ids, list(names)
 
+    def add_write_listener(self, fn) -> None:
+        """Call ``fn(db, rp, batch)`` after every successful write with what was stored."""
+        with self._lock:
+            self._write_listeners = self._write_listeners + (fn,)
+
+    def remove_write_listener(self, fn) -> None:
+        with self._lock:
+            self._write_listeners = tuple(f for f in self._write_listeners if f is not fn)
+
+    def _notify_write(self, db: str, rp: str, part: WriteBatch, res: WriteOutcome,
+                      meas_ids: np.ndarray, meas_names: list[bytes]) -> None:
+        """Tell the listeners what a shard stored: ``part`` minus the field-type conflicts the
+        shard refused (one numpy mask per refused column, never a loop per point)."""
+        refused = {(e.measurement, e.field, e.got) for e in res.errors
+                   if isinstance(e, FieldTypeConflict)}
+        if refused:
+            cols = []
+            for c in part.columns:
+                bad = [i for i, m in enumerate(meas_names) if (m, c.name, c.ftype) in refused]
+                if bad:
+                    keep = np.flatnonzero(~np.isin(meas_ids[c.series], bad))
+                    if len(keep):
+                        cols.append(c.take(keep))
+                else:
+                    cols.append(c)
+            part = WriteBatch(part.keys, cols)
+        if not part.columns:
+            return
+        for fn in self._write_listeners:
+            try:
+                fn(db, rp, part)
+            except Exception:  # a listener's bug must not fail a write that is already durable
+                log.exception("write listener %r failed", fn)
+
     def write(self, db: str, batch: WriteBatch, rp: str | None = None,
               now: int | None = None) -> WriteOutcome:
         """Write a batch durably. Returns counts and per-field errors (type conflicts, points
@@ -207,6 +245,8 @@ class Engine:
                     for m, fl in by_meas.items():
                         idx.add_fields(m, fl)
                 out.merge(res)
+                if self._write_listeners and res.written:
+                    self._notify_write(db, policy.name, part, res, meas_ids, meas_names)
                 if shard.cache.nbytes >= self.options.shard.cache_snapshot_bytes:
                     if self._threads:
                         self._wake.set()

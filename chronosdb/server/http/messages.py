@@ -10,7 +10,7 @@ from chronosdb.model.errors import ChronosError
 
 VERSION_HEADER = "1.6.7-chronosdb"  # clients read the major.minor as the InfluxDB API level
 
-REASONS = {100: "Continue", 200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
+REASONS = {100: "Continue", 101: "Switching Protocols", 200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
            411: "Length Required", 413: "Request Entity Too Large", 414: "URI Too Long", 415: "Unsupported Media Type",
            422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
@@ -51,6 +51,10 @@ class Response:
     content_type: str | None = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
     stream: object = None  # an async iterator of bytes chunks (chunked transfer) instead of body
+    # A 101 answer to a WebSocket upgrade: ``async websocket(channel)`` then owns the connection
+    # (a ``protocol.WebSocketChannel``); ``on_abort()`` runs if the connection is gone before.
+    websocket: object = None
+    on_abort: object = None
 
     @classmethod
     def json(cls, obj, status: int = 200, pretty: bool = False) -> "Response":

@@ -14,6 +14,13 @@ One ``HttpProtocol`` per connection. It only turns bytes into ``Request`` values
 * ``Expect: 100-continue`` gets its interim response before the body is read.
 * Writing: when the transport's buffer is full (``pause_writing``) the connection waits for
   ``resume_writing`` before it writes the next response.
+* Streams (``Response.stream``) stay open as long as the handler's iterator yields; each chunk
+  waits for the transport to drain, so a stalled client stops its producer instead of growing
+  our buffers. When the client goes away the serving task is cancelled, which ends the stream.
+* WebSocket: a request with ``Upgrade: websocket`` is routed like any other; a handler that
+  answers 101 with ``Response.websocket`` takes the connection over. Framing is ``wsproto``'s
+  (sans-I/O: we feed it bytes and write what it returns); ``WebSocketChannel`` is the small
+  async face the handler sees. Bytes that arrive after the upgrade are kept for it.
 """
 from __future__ import annotations
 
@@ -23,6 +30,10 @@ import time
 from email.utils import formatdate
 
 import httptools
+from wsproto.connection import Connection as WsConnection
+from wsproto.connection import ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
+from wsproto.utilities import RemoteProtocolError, generate_accept_token
 
 from chronosdb.server.http.messages import REASONS, VERSION_HEADER, HttpError, Request, Response
 
@@ -58,6 +69,9 @@ class HttpProtocol(asyncio.Protocol):
         self._rejected = False
         self._timer: asyncio.TimerHandle | None = None
         self._callback_error: HttpError | None = None
+        self._streaming = False                  # the worker is sending a stream / runs a WebSocket
+        self._upgrade_buffer: bytearray | None = None  # bytes after an Upgrade request's head
+        self._ws: "WebSocketChannel | None" = None
 
     # -- connection lifecycle --------------------------------------------------------------
     def connection_made(self, transport):
@@ -73,8 +87,12 @@ class HttpProtocol(asyncio.Protocol):
         self.server.connections.discard(self)
         self._cancel_timer()
         self.can_write.set()
+        if self._ws is not None:
+            self._ws.closed = True
         if self.worker is not None:
             self.queue.put_nowait(None)
+            if self._streaming:
+                self.worker.cancel()  # an open stream would otherwise wait for its next event
 
     def pause_writing(self):
         self.can_write.clear()
@@ -83,12 +101,24 @@ class HttpProtocol(asyncio.Protocol):
         self.can_write.set()
 
     def data_received(self, data: bytes):
+        if self._ws is not None:
+            self._ws.feed(data)
+            return
+        if self._upgrade_buffer is not None:
+            self._upgrade_buffer += data
+            return
         if self.closing or self._rejected:
             return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._reject(HttpError(400, "protocol upgrade is not supported here"))
+        except httptools.HttpParserUpgrade as e:
+            if self._headers.get("upgrade", "").lower() == "websocket" and not self._in_message:
+                # The request is queued; its handler decides. Keep what followed its head.
+                offset = e.args[0] if e.args else len(data)
+                self._upgrade_buffer = bytearray(data[offset:])
+                self._cancel_timer()
+            else:
+                self._reject(HttpError(400, "protocol upgrade is not supported here"))
         except HttpError as e:
             self._reject(e)
         except httptools.HttpParserError as e:
@@ -221,18 +251,43 @@ class HttpProtocol(asyncio.Protocol):
                 log.exception("unhandled error serving %s %s", item.method, item.path)
                 resp = Response.error(500, "internal error")
             self.server.metrics.observe_request(item.path, resp.status, time.perf_counter() - t0)
-            keep = item.keep_alive and not self.closing and not self.server.stopping
+            if resp.websocket is not None:
+                if resp.status == 101 and self._upgrade_buffer is not None and not self.closing:
+                    await self._run_websocket(resp)
+                    return
+                if resp.on_abort is not None:
+                    resp.on_abort()
+                resp = Response.error(400, "a WebSocket answer needs an Upgrade: websocket request")
+            keep = (item.keep_alive and not self.closing and not self.server.stopping
+                    and self._upgrade_buffer is None)
             await self._send(resp, keep_alive=keep)
             if not keep:
                 return
             if self.queue.empty() and not self._in_message:
                 self._arm_idle_timer()
 
+    async def _run_websocket(self, resp: Response) -> None:
+        head = [f"HTTP/1.1 101 {REASONS[101]}", f"Date: {formatdate(usegmt=True)}"]
+        head += [f"{k}: {v}" for k, v in resp.headers]
+        self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        self._ws = WebSocketChannel(self)
+        pending, self._upgrade_buffer = bytes(self._upgrade_buffer), None
+        if pending:
+            self._ws.feed(pending)
+        self._streaming = True
+        try:
+            await resp.websocket(self._ws)
+        finally:
+            self._streaming = False
+            self.closing = True
+            if self.transport is not None:
+                self.transport.close()
+
     async def _send(self, resp: Response, keep_alive: bool):
-        if self.closing:
-            return
-        await self.can_write.wait()
-        if self.closing:
+        if self.closing or not await self._writable():
+            aclose = getattr(resp.stream, "aclose", None)
+            if aclose is not None:  # never started: let it release what it holds
+                await aclose()
             return
         head = [f"HTTP/1.1 {resp.status} {REASONS.get(resp.status, 'Status')}",
                 f"X-Influxdb-Version: {VERSION_HEADER}",
@@ -247,6 +302,7 @@ class HttpProtocol(asyncio.Protocol):
         if resp.stream is not None:
             head.append("Transfer-Encoding: chunked")
             self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+            self._streaming = True
             try:
                 async for chunk in resp.stream:
                     if self.closing:
@@ -255,6 +311,7 @@ class HttpProtocol(asyncio.Protocol):
                         self.transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                         await self.can_write.wait()
             finally:
+                self._streaming = False
                 aclose = getattr(resp.stream, "aclose", None)
                 if aclose is not None:
                     await aclose()
@@ -274,3 +331,82 @@ class HttpProtocol(asyncio.Protocol):
                 asyncio.get_running_loop().call_later(LINGER_SECONDS, self.transport.close)
             else:
                 self.transport.close()
+
+    async def _writable(self) -> bool:
+        await self.can_write.wait()
+        return not self.closing
+
+
+def websocket_handshake_headers(headers: dict[str, str]) -> list[tuple[str, str]]:
+    """The 101 answer's headers for a WebSocket opening handshake (RFC 6455 section 4.2), or
+    HttpError 400 naming what is wrong with the request. No extensions, no subprotocols."""
+    key = headers.get("sec-websocket-key", "").strip()
+    if not key:
+        raise HttpError(400, "WebSocket handshake without Sec-WebSocket-Key")
+    if headers.get("sec-websocket-version", "").strip() != "13":
+        raise HttpError(400, "unsupported Sec-WebSocket-Version: expected 13")
+    if "upgrade" not in headers.get("connection", "").lower():
+        raise HttpError(400, "WebSocket handshake without Connection: Upgrade")
+    return [("Upgrade", "websocket"), ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", generate_accept_token(key.encode("latin-1")))]
+
+
+class WebSocketChannel:
+    """The server end of an upgraded connection, as the handler sees it.
+
+    ``wsproto`` does all framing (masking, fragmentation, control frames, close handshake); this
+    class feeds it the bytes that arrive and writes the bytes it produces. Pings from the client
+    are answered; a client's close is answered and ends the channel. Messages from the client
+    are read and ignored: streams are one-way. Writes wait while the transport is paused.
+    """
+
+    def __init__(self, proto: HttpProtocol):
+        self.proto = proto
+        self.conn = WsConnection(ConnectionType.SERVER)
+        self.closed = False
+        self.close_code: int | None = None  # the client's, when it closed first
+
+    def _write(self, data: bytes) -> None:
+        t = self.proto.transport
+        if data and t is not None and not t.is_closing():
+            t.write(data)
+
+    def feed(self, data: bytes) -> None:
+        try:
+            self.conn.receive_data(data)
+            events = list(self.conn.events())
+        except RemoteProtocolError as e:
+            log.info("websocket protocol error from %s: %s", self.proto.remote, e)
+            self.closed = True
+            if self.conn.state not in (ConnectionState.CLOSED, ConnectionState.LOCAL_CLOSING):
+                self._write(self.conn.send(CloseConnection(1002, "protocol error")))
+            self.proto.transport.close()
+            return
+        for ev in events:
+            if isinstance(ev, Ping):
+                self._write(self.conn.send(ev.response()))
+            elif isinstance(ev, CloseConnection):
+                self.close_code = ev.code
+                if self.conn.state is ConnectionState.REMOTE_CLOSING:
+                    self._write(self.conn.send(ev.response()))
+                self.closed = True
+                self.proto.transport.close()
+            elif isinstance(ev, (TextMessage, BytesMessage)):
+                pass
+
+    async def send_text(self, text: bytes | str) -> None:
+        if self.closed or not await self.proto._writable():
+            self.closed = True
+            return
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        self._write(self.conn.send(Message(data=text)))
+
+    async def ping(self) -> None:
+        if not self.closed and await self.proto._writable():
+            self._write(self.conn.send(Ping(b"heartbeat")))
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if not self.closed and self.conn.state is ConnectionState.OPEN:
+            self._write(self.conn.send(CloseConnection(code, reason)))
+        self.closed = True

@@ -1,0 +1,351 @@
+"""A streaming SELECT: what it may be, which live rows a published batch gives, which windows
+are due, and the resume cursor. Pure: no sockets, no clock of its own (``now`` is passed in).
+
+Two kinds of stream (``StreamPlan.kind``):
+
+* ``"raw"`` — ``SELECT <fields, tags or *> FROM <one measurement or /regex/> [WHERE ...]
+  [GROUP BY <tags>]``. Each published batch is turned into rows here: points of one series at
+  one time merge into one row (last write in the batch wins per field, as in storage), the
+  WHERE clause's time range and residual (field comparisons) are evaluated with
+  ``condition.eval_residual`` over the rows of each distinct series (numpy, one call per
+  series, not per point), and rows are grouped into InfluxDB-shaped series, time-ordered.
+* ``"window"`` — any SELECT with ``GROUP BY time(interval[, offset])``. Live points only mark
+  their windows dirty (one ``np.unique`` per batch); when the server clock passes a dirty
+  window's end plus ``grace``, the statement is **re-run by the ordinary executor** over exactly
+  that window. Re-querying costs one small query per window and subscriber, but is exact (late
+  points within the grace, every function and fill the executor supports, the same answer /query
+  gives) and needs no second aggregate implementation.
+
+Cursor (SSE ``id``). Raw streams: the largest point time (ns) delivered so far on the stream, as
+a decimal string; it never decreases. A client resuming with ``Last-Event-ID: T`` gets, from
+storage, every matching point with time > T, then the live stream. Window streams: the start of
+the last window delivered; a resume re-runs the windows after it that have closed.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from chronosdb.model.batch import WriteBatch
+from chronosdb.model.errors import BadRequest
+from chronosdb.model.fieldtype import FieldType
+from chronosdb.model.strings import StringArray
+from chronosdb.pubsub.matcher import KeyInfo, SubscriptionFilter, key_mask, select_points
+from chronosdb.query import condition as cond_mod
+from chronosdb.query.influxql import ast
+from chronosdb.query.results import Column, Series
+
+# How long after a window's end its row is computed: points stamped inside the window that
+# arrive this much late are still counted. Loopback writers land within milliseconds; a second
+# covers clients batching their writes, at the price of a second's delay per window.
+DEFAULT_GRACE_NS = 1_000_000_000
+
+
+class Unsupported(BadRequest):
+    def __init__(self, what: str):
+        super().__init__(f"unsupported for streaming: {what}")
+
+
+@dataclass
+class StreamPlan:
+    stmt: ast.SelectStatement
+    db: str
+    rp: str | None
+    kind: str                                   # "raw" | "window"
+    filter: SubscriptionFilter
+    cond: cond_mod.Condition
+    interval: int = 0                           # window streams: GROUP BY time interval, ns
+    offset: int = 0                             # and its offset
+    group_tags: tuple = ()                      # raw streams: GROUP BY tag keys
+    wildcard: bool = False                      # raw: SELECT *
+    projection: tuple = ()                      # raw: (column name, source name, type hint)
+
+
+def _time_dimension(d) -> tuple[int, int] | None:
+    if isinstance(d, ast.Call) and d.name.lower() == "time":
+        if not d.args or not isinstance(d.args[0], ast.DurationLiteral) or d.args[0].ns <= 0:
+            raise BadRequest("GROUP BY time() needs a positive duration")
+        off = 0
+        if len(d.args) > 1:
+            if not isinstance(d.args[1], ast.DurationLiteral):
+                raise Unsupported("a GROUP BY time() offset other than a duration")
+            off = d.args[1].ns
+        return d.args[0].ns, off
+    return None
+
+
+def compile_stream(stmts: list, db: str, rp: str | None, field_names, now: int) -> StreamPlan:
+    """Validate a parsed query for streaming and plan it. ``field_names(measurement bytes)``
+    gives the measurement's known field names (to tell tags from fields in WHERE)."""
+    if len(stmts) != 1:
+        raise BadRequest(f"a stream takes exactly one SELECT statement, got {len(stmts)}")
+    stmt = stmts[0]
+    if not isinstance(stmt, ast.SelectStatement):
+        raise BadRequest("a stream takes a SELECT statement")
+    if stmt.into is not None:
+        raise Unsupported("SELECT ... INTO")
+    if len(stmt.sources) != 1 or not isinstance(stmt.sources[0], ast.Measurement):
+        raise Unsupported("a FROM clause other than one measurement or one /regex/")
+    src = stmt.sources[0]
+    if src.database is not None and src.database != db:
+        raise Unsupported(f'a measurement of another database ("{src.database}")')
+    if stmt.order_desc:
+        raise Unsupported("ORDER BY time DESC")
+    if stmt.limit or stmt.offset or stmt.slimit or stmt.soffset:
+        raise Unsupported("LIMIT, OFFSET, SLIMIT or SOFFSET")
+    rp = src.retention_policy or rp
+    interval = offset = 0
+    group_tags = []
+    for d in stmt.dimensions:
+        t = _time_dimension(d)
+        if t is not None:
+            interval, offset = t
+        elif isinstance(d, ast.VarRef):
+            group_tags.append(d.name)
+        else:
+            raise Unsupported("GROUP BY * or GROUP BY /regex/")
+    meas = src.name.encode() if src.name is not None else None
+    fields = set(field_names(meas)) if meas is not None else set()
+    cond = cond_mod.analyze(stmt.condition, now=now, is_tag=lambda name: name not in fields)
+    flt = SubscriptionFilter(db, rp, meas, src.regex, cond.tags)
+    if interval:
+        return StreamPlan(stmt, db, rp, "window", flt, cond, interval=interval, offset=offset)
+    projection, wildcard = [], False
+    for f in stmt.fields:
+        e = f.expr
+        if isinstance(e, ast.Wildcard):
+            if e.type_hint is not None:
+                raise Unsupported("SELECT *::field or *::tag")
+            wildcard = True
+        elif isinstance(e, ast.VarRef):
+            if e.name.lower() == "time":
+                continue
+            projection.append((f.alias or e.name, e.name, e.type_hint))
+        elif isinstance(e, ast.Call):
+            raise Unsupported(f"{e.name}() without GROUP BY time(...): an aggregate over a "
+                              f"stream needs windows")
+        else:
+            raise Unsupported("expressions in the SELECT list of a raw stream (select fields, "
+                              "tags or *)")
+    if wildcard and projection:
+        raise Unsupported("* mixed with named columns")
+    return StreamPlan(stmt, db, rp, "raw", flt, cond, group_tags=tuple(group_tags),
+                      wildcard=wildcard, projection=tuple(projection))
+
+
+# --- re-running the statement over a time range ---------------------------------------------
+
+def bounded(stmt: ast.SelectStatement, after: int | None = None, start: int | None = None,
+            end: int | None = None) -> ast.SelectStatement:
+    """The statement with ``time > after``, ``time >= start`` and/or ``time < end`` ANDed in."""
+    extra = []
+    t = ast.VarRef("time")
+    if after is not None:
+        extra.append(ast.BinaryExpr(">", t, ast.IntegerLiteral(after)))
+    if start is not None:
+        extra.append(ast.BinaryExpr(">=", t, ast.IntegerLiteral(start)))
+    if end is not None:
+        extra.append(ast.BinaryExpr("<", t, ast.IntegerLiteral(end)))
+    c = stmt.condition
+    for e in extra:
+        c = e if c is None else ast.BinaryExpr("AND", c, e)
+    return dataclasses.replace(stmt, condition=c)
+
+
+def max_time(series: list[Series]) -> int | None:
+    m = None
+    for s in series:
+        if s.times is not None and len(s.times):
+            v = int(s.times.max())
+            m = v if m is None else max(m, v)
+    return m
+
+
+# --- windows ---------------------------------------------------------------------------------
+
+class WindowTracker:
+    """Which windows received points and when they close (server clock + grace)."""
+
+    def __init__(self, interval: int, offset: int, grace: int = DEFAULT_GRACE_NS):
+        self.interval, self.offset, self.grace = interval, offset, grace
+        self.dirty: set[int] = set()
+
+    def start_of(self, t):
+        return (t - self.offset) // self.interval * self.interval + self.offset
+
+    def touch_times(self, times: np.ndarray) -> None:
+        if len(times):
+            self.dirty.update(np.unique(self.start_of(times)).tolist())
+
+    def touch_batch(self, batch: WriteBatch) -> None:
+        for c in batch.columns:
+            self.touch_times(c.times)
+
+    def due(self, now: int) -> list[int]:
+        """Windows whose end + grace has passed, oldest first; they leave the dirty set."""
+        out = sorted(s for s in self.dirty if s + self.interval + self.grace <= now)
+        self.dirty.difference_update(out)
+        return out
+
+    def next_deadline(self) -> int | None:
+        return min(self.dirty) + self.interval + self.grace if self.dirty else None
+
+    def open_windows(self, now: int) -> list[int]:
+        return sorted(s for s in self.dirty if s + self.interval > now)
+
+
+# --- raw rows from a published batch ---------------------------------------------------------
+
+_KINDS = {FieldType.FLOAT: "float", FieldType.INTEGER: "integer", FieldType.BOOLEAN: "boolean",
+          FieldType.STRING: "string"}
+
+
+def _last_per_row(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For point->row indices in write order: (distinct rows, index of each row's last point)."""
+    rev = rows[::-1]
+    uniq, first_rev = np.unique(rev, return_index=True)
+    return uniq, len(rows) - 1 - first_rev
+
+
+def _take(values, idx: np.ndarray):
+    return values.take(idx) if isinstance(values, StringArray) else values[idx]
+
+
+class _Rows:
+    """The rows (series, time) of one measurement's points in a batch, with per-row fields."""
+
+    def __init__(self, batch: WriteBatch):
+        cols = batch.columns
+        S = np.concatenate([c.series for c in cols])
+        T = np.concatenate([c.times for c in cols])
+        order = np.lexsort((T, S))
+        s, t = S[order], T[order]
+        new = np.ones(len(order), dtype=bool)
+        new[1:] = (s[1:] != s[:-1]) | (t[1:] != t[:-1])
+        row_sorted = np.cumsum(new) - 1
+        row_of_point = np.empty(len(order), dtype=np.int64)
+        row_of_point[order] = row_sorted
+        self.series = s[new]
+        self.times = t[new]
+        n = self.n = len(self.times)
+        self.fields: dict[str, tuple] = {}     # name -> (values per row, valid, kind)
+        off = 0
+        for c in cols:
+            rows = row_of_point[off:off + len(c)]
+            off += len(c)
+            uniq, src = _last_per_row(rows)
+            valid = np.zeros(n, dtype=bool)
+            valid[uniq] = True
+            if isinstance(c.values, StringArray):
+                idx = np.zeros(n, dtype=np.int64)
+                idx[uniq] = src
+                vals = c.values.take(idx)
+            else:
+                vals = np.zeros(n, dtype=c.values.dtype)
+                vals[uniq] = c.values[src]
+            name = c.name.decode("utf-8", "replace")
+            if name in self.fields:      # same name, another type: keep the first (storage refuses it)
+                continue
+            self.fields[name] = (vals, valid, _KINDS[c.ftype])
+
+
+def _tags_str(tags: dict) -> dict[str, str]:
+    return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in tags.items()}
+
+
+def raw_series(plan: StreamPlan, batch: WriteBatch, keys: KeyInfo, after: int | None = None) -> list[Series]:
+    """The InfluxDB-shaped series a raw stream sends for one published (already matched) batch:
+    rows with time in the WHERE range, > ``after`` if given, passing the residual; grouped by
+    measurement and GROUP BY tags; each series in time order."""
+    infos = [keys.get(k) for k in batch.keys]
+    out: list[Series] = []
+    for meas in sorted({m for m, _t in infos}):
+        part = batch if len({m for m, _ in infos}) == 1 else select_points(
+            batch, key_mask(batch.keys, infos, meas, None, None))
+        if part is None or not part.columns:
+            continue
+        out.extend(_measurement_series(plan, part, infos, meas))
+    return [s for s in (_after(s, after) for s in out) if s is not None]
+
+
+def _after(s: Series, after: int | None) -> Series | None:
+    if after is None:
+        return s
+    keep = np.flatnonzero(s.times > after)
+    if len(keep) == len(s.times):
+        return s
+    if not len(keep):
+        return None
+    cols = [Column(c.name, None if c.values is None else _take(c.values, keep),
+                   None if c.valid is None else c.valid[keep], c.kind) for c in s.columns]
+    return Series(s.name, s.tags, s.times[keep], cols)
+
+
+def _measurement_series(plan: StreamPlan, batch: WriteBatch, infos, meas: bytes) -> list[Series]:
+    rows = _Rows(batch)
+    keep = (rows.times >= plan.cond.min_time) & (rows.times <= plan.cond.max_time)
+    residual = plan.cond.residual
+    distinct = np.flatnonzero(np.r_[True, rows.series[1:] != rows.series[:-1]])
+    bounds = np.r_[distinct, rows.n]
+    if residual is not None:
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            seg = np.arange(a, b)
+            tags = _tags_str(infos[int(rows.series[a])][1])
+            fields = {name: (_take(v, seg), valid[seg]) for name, (v, valid, _k) in rows.fields.items()}
+            keep[a:b] &= cond_mod.eval_residual(residual, tags, fields, b - a)
+    idx = np.flatnonzero(keep)
+    if not len(idx):
+        return []
+    # Tag values per batch key (per series, not per point), as string columns to gather from.
+    tag_keys = sorted({k.decode("utf-8", "replace") for _m, t in infos for k in t})
+    key_tags = [_tags_str(t) for _m, t in infos]
+
+    def tag_column(name: str) -> tuple:
+        per_key = StringArray.from_list([kt.get(name, "") for kt in key_tags])
+        present = np.array([name in kt for kt in key_tags], dtype=bool)
+        s = rows.series[idx]
+        return per_key.take(s), present[s]
+
+    # Columns, in the order InfluxDB would print them.
+    columns: list[Column] = []
+    if plan.wildcard:
+        names = sorted(set(rows.fields) | (set(tag_keys) - set(plan.group_tags)))
+        spec = [(n, n, None) for n in names]
+    else:
+        spec = list(plan.projection)
+    for out_name, src, hint in spec:
+        if hint != "tag" and src in rows.fields:
+            v, valid, kind = rows.fields[src]
+            va = valid[idx]
+            columns.append(Column(out_name, _take(v, idx), None if va.all() else va, kind))
+        elif hint in (None, "tag") and src in tag_keys:
+            v, valid = tag_column(src)
+            columns.append(Column(out_name, v, None if valid.all() else valid, "string"))
+        else:
+            columns.append(Column(out_name, None, None, "float"))
+    times = rows.times[idx]
+    name = meas.decode("utf-8", "replace")
+    if not plan.group_tags:
+        order = np.argsort(times, kind="stable")
+        return [_series(name, None, times, columns, order)]
+    # GROUP BY tags: one output series per distinct combination (found per batch key).
+    combos: dict[tuple, int] = {}
+    group_of_key = np.array([combos.setdefault(tuple(kt.get(g, "") for g in plan.group_tags), len(combos))
+                             for kt in key_tags], dtype=np.int64)
+    row_group = group_of_key[rows.series[idx]]
+    out = []
+    for combo, g in sorted(combos.items()):
+        sel = np.flatnonzero(row_group == g)
+        if not len(sel):
+            continue
+        order = sel[np.argsort(times[sel], kind="stable")]
+        out.append(_series(name, dict(zip(plan.group_tags, combo)), times, columns, order))
+    return out
+
+
+def _series(name, tags, times, columns, order) -> Series:
+    cols = [Column(c.name, None if c.values is None else _take(c.values, order),
+                   None if c.valid is None else c.valid[order], c.kind) for c in columns]
+    return Series(name, tags, times[order], cols)

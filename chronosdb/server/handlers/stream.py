@@ -1,0 +1,347 @@
+"""``/stream`` (Server-Sent Events) and ``/ws/stream`` (WebSocket): streaming SELECTs.
+
+A request is checked completely before the stream starts — key (read on the database), database
+and policy exist, the query parses and is streamable — so every refusal is an ordinary JSON 4xx.
+Then a ``StreamSession`` subscribes to the bus *before* anything is answered (no write accepted
+after the 200 is missed), optionally replays history or the points after ``Last-Event-ID`` from
+storage, and turns the subscription's batches into events. The pure parts (what a batch gives,
+which windows are due) are in ``chronosdb.pubsub.streaming``; this module is the I/O edge.
+
+Event framing: SSE ``id:``/``event:``/``data:`` blocks, or one WebSocket text message
+``{"event", "id", "data"}`` per event. Idle streams get a heartbeat (an SSE comment, a WebSocket
+ping) every ``CHRONOSDB_STREAM_HEARTBEAT`` seconds (default 15). A session whose key is revoked
+(``Server.on_keys_changed``) gets an ``error`` event and is closed. See docs/streaming.md.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+from chronosdb.auth.authorizer import Principal, credentials_from
+from chronosdb.ext import resultenc
+from chronosdb.model.errors import BadRequest, ChronosError
+from chronosdb.pubsub import SubscriptionClosed
+from chronosdb.pubsub.matcher import KeyInfo
+from chronosdb.pubsub.streaming import (DEFAULT_GRACE_NS, WindowTracker, bounded, compile_stream,
+                                        max_time, raw_series)
+from chronosdb.query import statements
+from chronosdb.query.influxql import ParseError, parse
+from chronosdb.query.results import EPOCHS, StatementResult
+from chronosdb.server.handlers.query import StatementAuth
+from chronosdb.server.http.messages import HttpError, Response
+
+log = logging.getLogger("chronosdb.stream")
+
+HEARTBEAT_SECONDS = float(os.environ.get("CHRONOSDB_STREAM_HEARTBEAT", "15"))
+GRACE_NS = int(float(os.environ.get("CHRONOSDB_STREAM_GRACE", str(DEFAULT_GRACE_NS / 1e9))) * 1e9)
+# Per-subscriber queue bound, in points (see pubsub.broker): 100k points is a few MB at most.
+QUEUE_POINTS = int(os.environ.get("CHRONOSDB_STREAM_QUEUE_POINTS", "100000"))
+# Batches at least this large are turned into rows on a worker thread, not on the event loop.
+OFFLOAD_POINTS = 20_000
+# Running values of an open window are recomputed at most this often (partial=true).
+PARTIAL_MIN_SECONDS = 0.25
+
+_PREFIX = b'{"results":[{"statement_id":0,'
+_SUFFIX = b"]}\n"
+
+
+def encode_data(series, epoch) -> bytes:
+    """``{"series":[...]}`` for one event, by the same encoder /query uses."""
+    doc = resultenc.encode_results([StatementResult(0, series)], epoch)
+    if not doc.startswith(_PREFIX):  # no series: {"results":[{"statement_id":0}]}
+        return b'{"series":[]}'
+    return b"{" + doc[len(_PREFIX):-len(_SUFFIX)]
+
+
+class StreamEvent:
+    __slots__ = ("kind", "id", "data")
+
+    def __init__(self, kind: str, id: str | None, data: bytes):
+        self.kind, self.id, self.data = kind, id, data
+
+    def sse(self) -> bytes:
+        if self.kind == "heartbeat":
+            return b": heartbeat\n\n"
+        head = f"id: {self.id}\n" if self.id is not None else ""
+        return f"{head}event: {self.kind}\n".encode() + b"data: " + self.data + b"\n\n"
+
+    def ws(self) -> bytes:
+        ident = b"null" if self.id is None else b'"' + self.id.encode() + b'"'
+        return b'{"event":"' + self.kind.encode() + b'","id":' + ident + b',"data":' + self.data + b"}"
+
+
+def _error_event(message: str) -> StreamEvent:
+    import orjson
+    return StreamEvent("error", None, orjson.dumps({"error": message}))
+
+
+class StreamSession:
+    """One open stream: its subscription, cursor and windows. Iterate ``events()``."""
+
+    def __init__(self, server, plan, principal: Principal, key: str | None, epoch, history: bool,
+                 partial: bool, resume_after: int | None):
+        self.server, self.plan, self.principal, self.key = server, plan, principal, key
+        self.epoch, self.history, self.partial = epoch, history, partial
+        self.cursor = resume_after
+        self.resume = resume_after is not None
+        self.keys = KeyInfo()
+        self.revoked: str | None = None
+        self.tracker = WindowTracker(plan.interval, plan.offset, GRACE_NS) if plan.kind == "window" else None
+        self.sub = server.bus.subscribe(plan.filter, max_points=QUEUE_POINTS, overflow="notify")
+        server.streams.add(self)
+        server.metrics.inc("streams_opened_total")
+
+    # -- control ------------------------------------------------------------------------------
+    def still_authorized(self) -> bool:
+        if not self.server.authorizer.enabled:
+            return True
+        info = self.server.keys.verify(self.key) if self.key else None
+        return info is not None and Principal.from_key(info).can("read", self.plan.db)
+
+    def revoke(self, reason: str) -> None:
+        self.revoked = reason
+        self.sub.close(reason)
+
+    def close(self) -> None:
+        if self in self.server.streams:
+            self.server.streams.discard(self)
+        self.sub.close("stream closed")
+
+    # -- queries through the ordinary executor -------------------------------------------------
+    async def _run(self, stmt):
+        ctx = statements.QueryContext(self.server.engine, self.plan.db, self.plan.rp,
+                                      StatementAuth(self.server, self.principal),
+                                      limits=self.server.query_limits)
+        res = (await self.server.run_blocking(statements.execute, [stmt], ctx))[0]
+        if res.error:
+            raise BadRequest(res.error)
+        return res.series
+
+    def _event(self, kind: str, series, ident: int | None) -> StreamEvent:
+        return StreamEvent(kind, None if ident is None else str(ident), encode_data(series, self.epoch))
+
+    # -- the event source ---------------------------------------------------------------------
+    async def events(self):
+        try:
+            async for ev in self._events():
+                yield ev
+        except ChronosError as e:
+            yield _error_event(str(e))
+        finally:
+            self.close()
+
+    async def _events(self):
+        plan = self.plan
+        catch_up_batches = 0
+        if self.resume or self.history:
+            if plan.kind == "raw":
+                stmt = plan.stmt if self.cursor is None else bounded(plan.stmt, after=self.cursor)
+                series = await self._run(stmt)
+                t = max_time(series)
+                if t is not None:
+                    self.cursor = t if self.cursor is None else max(self.cursor, t)
+                kind = "points" if self.resume else "history"
+                for s in series:
+                    yield self._event(kind, [s], self.cursor)
+            else:
+                now = time.time_ns()
+                closed_end = self.tracker.start_of(now - GRACE_NS)
+                if self.resume:
+                    start = self.cursor + plan.interval
+                    if start < closed_end:
+                        series = await self._run(bounded(plan.stmt, start=start, end=closed_end))
+                        if series:
+                            self.cursor = closed_end - plan.interval
+                            yield self._event("window", series, self.cursor)
+                else:
+                    series = await self._run(plan.stmt)
+                    if series:
+                        yield self._event("history", series, None)
+            # Batches queued while storage was read may hold points that answer already had.
+            catch_up_batches = len(self.sub._queue)
+        if self.tracker is not None:
+            # The open window (and one still in its grace) may hold points written before we
+            # subscribed: make sure they are emitted when they close.
+            now = time.time_ns()
+            self.tracker.dirty.update({self.tracker.start_of(now), self.tracker.start_of(now - GRACE_NS)})
+            if self.cursor is not None:
+                self.tracker.dirty = {s for s in self.tracker.dirty if s > self.cursor}
+        # Windows at or before this were answered by the resume above; later ones come live
+        # (a window may come again, recomputed, if points for it arrive after it was sent).
+        resumed_through = self.cursor if plan.kind == "window" else None
+        last_sent = time.monotonic()
+        last_partial = 0.0
+        partial_dirty = False
+        while True:
+            if self.revoked:
+                yield _error_event(self.revoked)
+                return
+            timeout = HEARTBEAT_SECONDS - (time.monotonic() - last_sent)
+            if self.tracker is not None:
+                dl = self.tracker.next_deadline()
+                if dl is not None:
+                    timeout = min(timeout, (dl - time.time_ns()) / 1e9)
+                if partial_dirty:
+                    timeout = min(timeout, PARTIAL_MIN_SECONDS - (time.monotonic() - last_partial))
+            try:
+                item = await self.sub.get(max(timeout, 0.0))
+            except SubscriptionClosed as e:
+                yield _error_event(self.revoked or e.reason)
+                return
+            if item is not None:
+                kind, payload = item
+                if kind == "dropped":
+                    yield StreamEvent("dropped", None, b'{"missed":%d}' % payload)
+                    last_sent = time.monotonic()
+                elif plan.kind == "raw":
+                    after = self.cursor if catch_up_batches > 0 else None
+                    catch_up_batches -= 1
+                    if payload.n_values >= OFFLOAD_POINTS:
+                        series = await self.server.run_blocking(raw_series, plan, payload, self.keys, after)
+                    else:
+                        series = raw_series(plan, payload, self.keys, after)
+                    if series:
+                        t = max_time(series)
+                        self.cursor = t if self.cursor is None else max(self.cursor, t)
+                        yield self._event("points", series, self.cursor)
+                        last_sent = time.monotonic()
+                else:
+                    self.tracker.touch_batch(payload)
+                    partial_dirty = self.partial
+            if self.tracker is not None:
+                for start in self.tracker.due(time.time_ns()):
+                    if resumed_through is not None and start <= resumed_through:
+                        continue
+                    series = await self._run(bounded(plan.stmt, start=start, end=start + plan.interval))
+                    if series:
+                        self.cursor = start if self.cursor is None else max(self.cursor, start)
+                        yield self._event("window", series, self.cursor)
+                        last_sent = time.monotonic()
+                if partial_dirty and time.monotonic() - last_partial >= PARTIAL_MIN_SECONDS:
+                    partial_dirty = False
+                    last_partial = time.monotonic()
+                    for start in self.tracker.open_windows(time.time_ns()):
+                        series = await self._run(bounded(plan.stmt, start=start, end=start + plan.interval))
+                        if series:
+                            yield self._event("partial", series, None)
+                            last_sent = time.monotonic()
+            if time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
+                yield StreamEvent("heartbeat", None, b"")
+                last_sent = time.monotonic()
+
+
+class _SseBody:
+    """The chunked body of an SSE answer. ``aclose`` ends the session even if never iterated."""
+
+    def __init__(self, session: StreamSession):
+        self.session = session
+        self._gen = None
+
+    def __aiter__(self):
+        self._gen = self._chunks()
+        return self._gen
+
+    async def _chunks(self):
+        yield b": stream open\n\n"  # lets clients and proxies see the stream start at once
+        async for ev in self.session.events():
+            yield ev.sse()
+            if ev.kind == "error":
+                return
+
+    async def aclose(self):
+        if self._gen is not None:
+            await self._gen.aclose()
+        self.session.close()
+
+
+def _bool_param(params, name: str) -> bool:
+    v = params.get(name, "").lower()
+    if v in ("", "false", "0"):
+        return False
+    if v in ("true", "1"):
+        return True
+    raise BadRequest(f'invalid {name} "{params[name]}": expected true or false')
+
+
+def open_session(server, req) -> StreamSession:
+    """Check everything a stream needs and subscribe; raises the 4xx errors."""
+    if req.method != "GET":
+        raise HttpError(405, "streams require GET")
+    params = req.params
+    principal = server.authenticate(req)
+    db = params.get("db", "")
+    if not db:
+        raise BadRequest('missing required parameter "db"')
+    server.authorizer.require(principal, "read", db)
+    rp = params.get("rp") or None
+    server.engine.catalog.policy(db, rp)  # 404 for an unknown database or policy
+    q = params.get("q", "")
+    if not q.strip():
+        raise BadRequest('missing required parameter "q"')
+    epoch = params.get("epoch") or None
+    if epoch is not None and epoch not in EPOCHS:
+        raise BadRequest(f'invalid epoch "{epoch}": expected one of ns, u, ms, s, m, h')
+    try:
+        stmts = parse(q)
+    except ParseError as e:
+        raise BadRequest(f"error parsing query: {e}") from None
+    history, partial = _bool_param(params, "history"), _bool_param(params, "partial")
+    last = req.headers.get("last-event-id") or params.get("last_event_id")
+    resume = None
+    if last:
+        try:
+            resume = int(last.strip())
+        except ValueError:
+            raise BadRequest(f'invalid Last-Event-ID "{last[:64]}": expected the id of an event '
+                             f'this server sent') from None
+    index = server.engine.index(db)
+
+    def field_names(meas: bytes):
+        return [f.decode("utf-8", "replace") for f in index.field_types(meas)]
+
+    plan = compile_stream(stmts, db, rp, field_names, time.time_ns())
+    key = credentials_from(req.headers, params)
+    return StreamSession(server, plan, principal, key, epoch, history, partial, resume)
+
+
+async def handle_stream(server, req) -> Response:
+    session = open_session(server, req)
+    return Response(200, b"", "text/event-stream",
+                    headers=[("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")],
+                    stream=_SseBody(session))
+
+
+async def handle_ws_stream(server, req) -> Response:
+    if req.headers.get("upgrade", "").lower() != "websocket":
+        raise HttpError(400, "this endpoint speaks WebSocket: send an Upgrade: websocket request")
+    from chronosdb.server.http.protocol import websocket_handshake_headers
+    headers = websocket_handshake_headers(req.headers)   # 400 for a malformed handshake, before any work
+    session = open_session(server, req)
+
+    async def run(channel) -> None:
+        try:
+            async for ev in session.events():
+                if ev.kind == "heartbeat":
+                    await channel.ping()
+                else:
+                    await channel.send_text(ev.ws())
+                if ev.kind == "error" or channel.closed:
+                    break
+            await channel.close(1008 if session.revoked else 1000,
+                                "key revoked" if session.revoked else "stream ended")
+        finally:
+            session.close()
+
+    return Response(101, b"", None, headers=headers, websocket=run, on_abort=session.close)
+
+
+def close_unauthorized_streams(server) -> int:
+    """After a key change: end the streams whose key no longer authorizes them."""
+    n = 0
+    for s in list(server.streams):
+        if not s.still_authorized():
+            s.revoke("key revoked: it no longer authorizes reading this database")
+            n += 1
+    return n
