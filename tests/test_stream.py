@@ -1,0 +1,405 @@
+"""Test helpers: a Server-Sent Events reader and a WebSocket (wsproto) reader for /stream and
+/ws/stream, each on a thread that puts parsed events on a queue; ``wait_for`` polls it with a
+deadline (no sleeps as synchronisation)."""
+from __future__ import annotations
+
+import http.client
+import json
+import queue
+import socket
+import threading
+import time
+from urllib.parse import urlencode
+
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (AcceptConnection, CloseConnection, Message, Ping, RejectConnection,
+                            RejectData, Request)
+
+
+class _Reader:
+    def __init__(self):
+        self.events: queue.Queue = queue.Queue()
+        self.closed = threading.Event()
+
+    def next(self, timeout: float = 10.0) -> dict:
+        try:
+            return self.events.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no stream event within {timeout} s") from None
+
+    def wait_for(self, pred, timeout: float = 10.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("expected stream event did not arrive in time")
+            ev = self.next(left)
+            if pred(ev):
+                return ev
+
+
+class SseClient(_Reader):
+    def __init__(self, port: int, params: dict, key: str | None = None, headers: dict | None = None):
+        super().__init__()
+        h = dict(headers or {})
+        if key:
+            h["Authorization"] = f"Token {key}"
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.conn.request("GET", "/stream?" + urlencode(params), headers=h)
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
+        if self.status != 200:
+            self.body = json.loads(self.resp.read())
+            self.conn.close()
+            return
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        buf = b""
+        try:
+            while True:
+                chunk = self.resp.read1(65536)
+                if not chunk:
+                    break
+                buf += chunk
+                while b"\n\n" in buf:
+                    block, buf = buf.split(b"\n\n", 1)
+                    self.events.put(self._parse(block.decode()))
+        except (OSError, ValueError, AttributeError, http.client.HTTPException):
+            pass  # closed by the test (close() races the reader) or by the server
+        finally:
+            self.closed.set()
+
+    @staticmethod
+    def _parse(block: str) -> dict:
+        ev = {"event": None, "id": None, "data": None, "comment": None}
+        for line in block.split("\n"):
+            if line.startswith(":"):
+                ev["comment"] = line[1:].strip()
+            elif line.startswith("id: "):
+                ev["id"] = line[4:]
+            elif line.startswith("event: "):
+                ev["event"] = line[7:]
+            elif line.startswith("data: "):
+                ev["data"] = json.loads(line[6:])
+        return ev
+
+    def close(self):
+        sock = self.conn.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.conn.close()
+
+
+class WsClient(_Reader):
+    """Events as {"event", "id", "data"}; pings appear as {"event": "ping"}; the server's close
+    as {"event": "close", "code": ...}."""
+
+    def __init__(self, port: int, params: dict, key: str | None = None):
+        super().__init__()
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        target = "/ws/stream?" + urlencode(params)
+        extra = [("Authorization", f"Token {key}")] if key else []
+        self.sock.sendall(self.ws.send(Request(host="127.0.0.1", target=target, extra_headers=extra)))
+        self.status = None
+        self.reject_body = b""
+        self._lock = threading.Lock()
+        while self.status is None:
+            data = self.sock.recv(65536)
+            if not data:
+                raise AssertionError("connection closed during the WebSocket handshake")
+            self.ws.receive_data(data)
+            self._handle_events()
+        if self.status == 101:
+            threading.Thread(target=self._run, daemon=True).start()
+
+    def _handle_events(self):
+        for ev in self.ws.events():
+            if isinstance(ev, AcceptConnection):
+                self.status = 101
+            elif isinstance(ev, RejectConnection):
+                self.status = ev.status_code
+            elif isinstance(ev, RejectData):
+                self.reject_body += ev.data
+                if ev.body_finished:
+                    self.body = json.loads(self.reject_body)
+            elif isinstance(ev, Message):
+                self.events.put(json.loads(ev.data))
+            elif isinstance(ev, Ping):
+                self.events.put({"event": "ping"})
+                with self._lock:
+                    self.sock.sendall(self.ws.send(ev.response()))
+            elif isinstance(ev, CloseConnection):
+                self.events.put({"event": "close", "code": ev.code})
+                try:
+                    with self._lock:
+                        self.sock.sendall(self.ws.send(ev.response()))
+                except Exception:
+                    pass
+
+    def _run(self):
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    break
+                self.ws.receive_data(data)
+                self._handle_events()
+        except OSError:
+            pass
+        finally:
+            self.closed.set()
+
+    def send_ping(self, payload: bytes = b"hello"):
+        with self._lock:
+            self.sock.sendall(self.ws.send(Ping(payload)))
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+# ----------------------------------------------------------------------------------------------
+# Tests: /stream against a real server subprocess
+# ----------------------------------------------------------------------------------------------
+import os  # noqa: E402
+
+import pytest  # noqa: E402
+
+from serverproc import ServerProcess  # noqa: E402
+
+STREAM_ENV = {"CHRONOSDB_STREAM_HEARTBEAT": "0.5", "CHRONOSDB_STREAM_GRACE": "0.2"}
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    old = {k: os.environ.get(k) for k in STREAM_ENV}
+    os.environ.update(STREAM_ENV)
+    try:
+        s = ServerProcess(str(tmp_path_factory.mktemp("stream") / "data")).start()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    s.query("CREATE DATABASE db")
+    s.query("CREATE DATABASE other")
+    yield s
+    s.kill()
+
+
+def make_key(srv, db: str, scope: str) -> tuple[str, str]:
+    st, doc = srv.json("POST", "/api/keys", json.dumps({"database": db, "scope": scope}).encode())
+    assert st in (200, 201), doc
+    return doc["id"], doc["key"]
+
+
+def data_events(client, kind="points"):
+    """Skip comments (heartbeats, the opening comment) and return the next event of ``kind``."""
+    return client.wait_for(lambda e: e.get("event") == kind)
+
+
+def rows(ev) -> list:
+    return [r for s in ev["data"]["series"] for r in s["values"]]
+
+
+def test_points_written_by_another_client_arrive_in_order(srv):
+    c = SseClient(srv.port, {"db": "db", "q": "SELECT value, host FROM m1 WHERE value > 0",
+                             "epoch": "ns"}, key=srv.admin_key)
+    assert c.status == 200
+    assert c.headers["content-type"] == "text/event-stream"
+    assert c.headers["cache-control"] == "no-cache"
+    try:
+        lines = [f"m1,host=h{i % 2} value={i}.5 {1000 + i}" for i in range(1, 6)]
+        lines.append("m1,host=h0 value=-1 2000")        # filtered out by the field condition
+        lines.append("m2,host=h0 value=7 1001")          # another measurement
+        for line in lines:
+            st, _h, body = srv.write(line.encode())
+            assert st == 204, body
+        got = []
+        while len(got) < 5:
+            ev = data_events(c)
+            assert ev["id"] is not None
+            got.extend(rows(ev))
+        assert got == [[1000 + i, i + 0.5, f"h{i % 2}"] for i in range(1, 6)]
+        assert int(ev["id"]) == 1005
+    finally:
+        c.close()
+
+
+def test_one_write_many_series_batched_in_time_order(srv):
+    c = SseClient(srv.port, {"db": "db", "q": "SELECT * FROM m3 GROUP BY host", "epoch": "ns"},
+                  key=srv.admin_key)
+    try:
+        body = b"m3,host=b v=2i 20\nm3,host=a v=1i 30\nm3,host=a v=0i 10\nm3,host=b s=\"x\" 20\n"
+        assert srv.write(body)[0] == 204
+        ev = data_events(c)
+        series = {s["tags"]["host"]: s for s in ev["data"]["series"]}
+        assert series["a"]["columns"] == ["time", "s", "v"]
+        assert series["a"]["values"] == [[10, None, 0], [30, None, 1]]
+        assert series["b"]["values"] == [[20, "x", 2]]   # fields of one row merged
+    finally:
+        c.close()
+
+
+def test_window_row_arrives_when_window_closes(srv):
+    import time as _t
+    c = SseClient(srv.port, {"db": "db", "epoch": "s",
+                             "q": "SELECT mean(v), count(v) FROM m4 GROUP BY time(1s)"}, key=srv.admin_key)
+    try:
+        now = _t.time_ns()
+        sec = now // 10**9
+        body = f"m4 v=1 {sec * 10**9 + 1}\nm4 v=3 {sec * 10**9 + 2}\n".encode()
+        assert srv.write(body)[0] == 204
+        ev = data_events(c, "window")
+        assert ev["data"]["series"][0]["values"] == [[sec, 2, 2]]
+        assert int(ev["id"]) == sec * 10**9
+        assert _t.time_ns() >= (sec + 1) * 10**9   # not before the window closed
+    finally:
+        c.close()
+
+
+def test_partial_running_values(srv):
+    import time as _t
+    c = SseClient(srv.port, {"db": "db", "epoch": "s", "partial": "true",
+                             "q": "SELECT sum(v) FROM m5 GROUP BY time(1h)"}, key=srv.admin_key)
+    try:
+        t = _t.time_ns()
+        assert srv.write(f"m5 v=4 {t}".encode())[0] == 204
+        ev = data_events(c, "partial")
+        assert ev["id"] is None
+        assert ev["data"]["series"][0]["values"][0][1] == 4
+    finally:
+        c.close()
+
+
+def test_history_then_live(srv):
+    assert srv.write(b"m6 v=1 100\nm6 v=2 200\n")[0] == 204
+    c = SseClient(srv.port, {"db": "db", "q": "SELECT v FROM m6", "epoch": "ns", "history": "true"},
+                  key=srv.admin_key)
+    try:
+        ev = data_events(c, "history")
+        assert rows(ev) == [[100, 1], [200, 2]]
+        assert srv.write(b"m6 v=3 300\n")[0] == 204
+        ev = data_events(c, "points")
+        assert rows(ev) == [[300, 3]]
+    finally:
+        c.close()
+
+
+def test_reconnect_with_last_event_id_gets_exactly_the_missed_points(srv):
+    q = {"db": "db", "q": "SELECT v FROM m7", "epoch": "ns"}
+    c = SseClient(srv.port, q, key=srv.admin_key)
+    for t in (1, 2, 3):
+        assert srv.write(f"m7 v={t} {t}".encode())[0] == 204
+    got, last = [], None
+    while len(got) < 3:
+        ev = data_events(c)
+        got += rows(ev)
+        last = ev["id"]
+    c.close()
+    assert last == "3"
+    for t in (4, 5):  # written while disconnected
+        assert srv.write(f"m7 v={t} {t}".encode())[0] == 204
+    c2 = SseClient(srv.port, q, key=srv.admin_key, headers={"Last-Event-ID": last})
+    try:
+        ev = data_events(c2)
+        assert rows(ev) == [[4, 4], [5, 5]]
+        assert ev["id"] == "5"
+        assert srv.write(b"m7 v=6 6")[0] == 204
+        ev = data_events(c2)
+        assert rows(ev) == [[6, 6]]      # no duplicate of 4 or 5 before it
+    finally:
+        c2.close()
+
+
+def test_heartbeat_comment_when_idle(srv):
+    c = SseClient(srv.port, {"db": "db", "q": "SELECT v FROM idle"}, key=srv.admin_key)
+    try:
+        ev = c.wait_for(lambda e: e.get("comment") == "heartbeat", timeout=10)
+        assert ev["event"] is None
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("case", ["no_key", "bad_key", "write_only", "other_db", "read", "readwrite", "admin"])
+def test_auth_matrix(srv, case):
+    expected = {"no_key": 401, "bad_key": 401, "write_only": 403, "other_db": 403,
+                "read": 200, "readwrite": 200, "admin": 200}[case]
+    key = {"no_key": None, "bad_key": "cdb_notakey", "admin": srv.admin_key}.get(case)
+    if case in ("write_only", "read", "readwrite"):
+        key = make_key(srv, "db", {"write_only": "write"}.get(case, case))[1]
+    if case == "other_db":
+        key = make_key(srv, "other", "read")[1]
+    c = SseClient(srv.port, {"db": "db", "q": "SELECT v FROM m"}, key=key)
+    try:
+        assert c.status == expected
+        if expected != 200:
+            assert "error" in c.body
+    finally:
+        c.close()
+
+
+def test_key_as_p_parameter(srv):
+    _id, key = make_key(srv, "db", "read")
+    c = SseClient(srv.port, {"db": "db", "q": "SELECT v FROM m", "p": key})
+    try:
+        assert c.status == 200
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("params,status,text", [
+    ({"db": "nope", "q": "SELECT v FROM m"}, 404, "database not found"),
+    ({"db": "db", "q": "SELEC v FROM"}, 400, "error parsing query"),
+    ({"db": "db", "q": "SHOW DATABASES"}, 400, "SELECT"),
+    ({"db": "db", "q": "SELECT mean(v) FROM m"}, 400, "unsupported for streaming"),
+    ({"db": "db", "q": "SELECT v FROM m; SELECT v FROM m"}, 400, "exactly one"),
+    ({"db": "db"}, 400, '"q"'),
+    ({"q": "SELECT v FROM m"}, 400, '"db"'),
+    ({"db": "db", "q": "SELECT v FROM m", "history": "maybe"}, 400, "history"),
+])
+def test_bad_requests_are_json_errors(srv, params, status, text):
+    c = SseClient(srv.port, params, key=srv.admin_key)
+    assert c.status == status
+    assert text in c.body["error"]
+
+
+def test_bad_last_event_id(srv):
+    c = SseClient(srv.port, {"db": "db", "q": "SELECT v FROM m"}, key=srv.admin_key,
+                  headers={"Last-Event-ID": "yesterday"})
+    assert c.status == 400 and "Last-Event-ID" in c.body["error"]
+
+
+def test_revoked_key_closes_its_stream(srv):
+    key_id, key = make_key(srv, "db", "read")
+    _id2, other = make_key(srv, "db", "read")
+    c = SseClient(srv.port, {"db": "db", "q": "SELECT v FROM m8"}, key=key)
+    keep = SseClient(srv.port, {"db": "db", "q": "SELECT v FROM m8"}, key=other)
+    try:
+        assert c.status == 200 and keep.status == 200
+        st, _h, _b = srv.request("DELETE", f"/api/keys/{key_id}")
+        assert st in (200, 204)
+        ev = data_events(c, "error")
+        assert "revoked" in ev["data"]["error"]
+        assert c.closed.wait(10)
+        assert srv.write(b"m8 v=1 1")[0] == 204
+        assert rows(data_events(keep)) == [[ "1970-01-01T00:00:00.000000001Z", 1]]
+    finally:
+        c.close()
+        keep.close()
+
+
+def test_metrics_count_streams(srv):
+    st, _h, body = srv.request("GET", "/metrics")
+    assert st == 200
+    assert b"chronosdb_streams_opened_total" in body
+    assert b"chronosdb_pubsub_points_delivered_total" in body
