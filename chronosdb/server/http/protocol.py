@@ -348,7 +348,7 @@ def websocket_handshake_headers(headers: dict[str, str]) -> list[tuple[str, str]
     if "upgrade" not in headers.get("connection", "").lower():
         raise HttpError(400, "WebSocket handshake without Connection: Upgrade")
     return [("Upgrade", "websocket"), ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Accept", generate_accept_token(key.encode("latin-1")))]
+            ("Sec-WebSocket-Accept", generate_accept_token(key.encode("latin-1")).decode("ascii"))]
 
 
 class WebSocketChannel:
