@@ -1,0 +1,259 @@
+"""The pubsub bus: matching (differential against a per-point reference), the engine's write
+listeners, bounded queues with their overflow policies, the (db, measurement) index, and the
+raw-stream row builder."""
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import threading
+
+import numpy as np
+import pytest
+
+from chronosdb.model import tagexpr as tx
+from chronosdb.model.batch import WriteBatch
+from chronosdb.model.fieldtype import FieldType
+from chronosdb.model.serieskey import make_key, parse_key
+from chronosdb.pubsub import Bus, SubscriptionClosed, SubscriptionFilter
+from chronosdb.pubsub.matcher import KeyInfo, match_batch
+from chronosdb.pubsub.streaming import WindowTracker, compile_stream, raw_series
+from chronosdb.query.influxql import parse
+from chronosdb.server.metrics import Metrics
+from chronosdb.storage.engine import Engine, EngineOptions
+
+
+def points_of(batch: WriteBatch | None) -> list:
+    if batch is None:
+        return []
+    out = []
+    for c in batch.columns:
+        vals = c.values.to_list() if hasattr(c.values, "to_list") else c.values.tolist()
+        for s, t, v in zip(c.series.tolist(), c.times.tolist(), vals):
+            out.append((batch.keys[s], c.name, t, v))
+    return sorted(out)
+
+
+def random_batch(rng: random.Random) -> WriteBatch:
+    pts = []
+    for _ in range(rng.randint(1, 60)):
+        m = rng.choice(["cpu", "mem", "disk"])
+        tags = {k: rng.choice(["a", "b", "c"]) for k in rng.sample(["host", "region", "dc"], rng.randint(0, 3))}
+        pts.append((make_key(m, tags), rng.choice(["value", "free"]), FieldType.FLOAT,
+                    rng.randint(0, 1000), rng.random()))
+    return WriteBatch.from_points(pts)
+
+
+def reference_match(batch: WriteBatch, f: SubscriptionFilter) -> list:
+    """The slow twin: one Python decision per point."""
+    out = []
+    for key, name, t, v in points_of(batch):
+        m, tags = parse_key(key)
+        tags = dict(tags)
+        if f.measurement is not None and m != f.measurement:
+            continue
+        if f.measurement_regex is not None and not re.search(f.measurement_regex, m.decode()):
+            continue
+        if f.tags is not None and not f.tags.matches(tags):
+            continue
+        out.append((key, name, t, v))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_match_batch_equals_per_point_reference(seed):
+    rng = random.Random(seed)
+    filters = [
+        SubscriptionFilter("db"),
+        SubscriptionFilter("db", measurement=b"cpu"),
+        SubscriptionFilter("db", measurement_regex="^(cpu|disk)$"),
+        SubscriptionFilter("db", measurement=b"cpu", tags=tx.TagEquals("host", "a")),
+        SubscriptionFilter("db", tags=tx.Or(tx.TagEquals("region", "b"), tx.TagRegex("dc", "^c"))),
+        SubscriptionFilter("db", measurement=b"mem", tags=tx.And(tx.TagNotEquals("host", "a"),
+                                                                  tx.TagEquals("region", ""))),
+    ]
+    keys = KeyInfo()
+    for _ in range(5):
+        batch = random_batch(rng)
+        for f in filters:
+            assert points_of(match_batch(batch, f, keys)) == reference_match(batch, f)
+
+
+def test_engine_listeners_get_what_was_stored(tmp_path):
+    eng = Engine(str(tmp_path), EngineOptions(background=False))
+    try:
+        eng.create_database("db")
+        seen = []
+        listener = lambda db, rp, b: seen.append((db, rp, points_of(b)))  # noqa: E731
+        eng.add_write_listener(listener)
+        eng.write("db", WriteBatch.from_points([("cpu,host=a", "v", FieldType.FLOAT, 10, 1.5)]))
+        # v now conflicts (integer into a float field): refused, and not published; w is kept.
+        out = eng.write("db", WriteBatch.from_points([("cpu,host=a", "v", FieldType.INTEGER, 20, 2),
+                                                      ("cpu,host=a", "w", FieldType.INTEGER, 20, 3)]))
+        assert out.dropped == 1
+        assert seen == [("db", "autogen", [(b"cpu,host=a", b"v", 10, 1.5)]),
+                        ("db", "autogen", [(b"cpu,host=a", b"w", 20, 3)])]
+        eng.remove_write_listener(listener)
+        eng.write("db", WriteBatch.from_points([("cpu,host=a", "w", FieldType.INTEGER, 30, 4)]))
+        assert len(seen) == 2
+    finally:
+        eng.close()
+
+
+def _publish_from_thread(bus, *batches, db="db", rp="autogen"):
+    t = threading.Thread(target=lambda: [bus.publish(db, rp, b) for b in batches])
+    t.start()
+    t.join()
+
+
+def _batch(n: int, meas="cpu", t0=0) -> WriteBatch:
+    return WriteBatch.from_points([(f"{meas},host=h{i % 3}", "v", FieldType.FLOAT, t0 + i, float(i))
+                                   for i in range(n)])
+
+
+async def _drain(sub, want: int, timeout: float = 5.0) -> list:
+    got = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(got) < want and loop.time() < deadline:
+        item = await sub.get(0.1)
+        if item is not None:
+            got.append(item)
+    return got
+
+
+def test_slow_subscriber_is_told_how_many_points_it_missed():
+    async def main():
+        metrics = Metrics()
+        bus = Bus(metrics)
+        sub = bus.subscribe(SubscriptionFilter("db", measurement=b"cpu"), max_points=10, overflow="notify")
+        _publish_from_thread(bus, _batch(6), _batch(6, t0=100), _batch(3, t0=200), _batch(6, t0=300))
+        items = await _drain(sub, 3)
+        # 6 queued; 6 do not fit (missed); 3 fit (9 queued); 6 do not fit (missed).
+        assert items[0] == ("dropped", 12)
+        assert [i[0] for i in items[1:]] == ["batch", "batch"]
+        assert [i[1].n_values for i in items[1:]] == [6, 3]
+        assert metrics.get("pubsub_points_dropped_total") == 12
+        assert metrics.get("pubsub_points_delivered_total") == 9
+        assert metrics.get("pubsub_subscribers") == 1
+        sub.close()
+        assert metrics.get("pubsub_subscribers") == 0
+        assert bus.subscriber_count == 0
+    asyncio.run(main())
+
+
+def test_slow_subscriber_disconnected_by_policy():
+    async def main():
+        metrics = Metrics()
+        bus = Bus(metrics)
+        sub = bus.subscribe(SubscriptionFilter("db"), max_points=5, overflow="disconnect")
+        _publish_from_thread(bus, _batch(4), _batch(4))
+        await asyncio.sleep(0)  # let call_soon_threadsafe deliveries run
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while sub.closed_reason is None and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        assert "slow subscriber" in sub.closed_reason
+        with pytest.raises(SubscriptionClosed):
+            sub.get_nowait()
+        assert metrics.get("pubsub_subscribers_disconnected_total") == 1
+        assert bus.subscriber_count == 0
+    asyncio.run(main())
+
+
+def test_index_looks_only_at_the_written_measurement():
+    async def main():
+        bus = Bus()
+        idle = [bus.subscribe(SubscriptionFilter("db", measurement=f"idle{i}".encode())) for i in range(1000)]
+        other_db = bus.subscribe(SubscriptionFilter("db2", measurement=b"cpu"))
+        active = bus.subscribe(SubscriptionFilter("db", measurement=b"cpu"))
+        regex = bus.subscribe(SubscriptionFilter("db", measurement_regex="^c"))
+        assert set(bus.candidates("db", {b"cpu"})) == {active, regex}
+        _publish_from_thread(bus, _batch(3))
+        got_active = await _drain(active, 1)
+        got_regex = await _drain(regex, 1)
+        assert got_active[0][1].n_values == 3 and got_regex[0][1].n_values == 3
+        assert all(s.delivered == 0 for s in idle) and other_db.delivered == 0
+        # rp filter
+        rp_sub = bus.subscribe(SubscriptionFilter("db", rp="short", measurement=b"cpu"))
+        _publish_from_thread(bus, _batch(2))
+        await _drain(active, 1)
+        assert rp_sub.delivered == 0
+    asyncio.run(main())
+
+
+def test_publish_hands_off_once_per_batch_not_per_subscriber():
+    calls = []
+
+    class CountingLoop:
+        def call_soon_threadsafe(self, fn, *args):
+            calls.append(len(args[0]))
+
+    bus = Bus()
+    loop = CountingLoop()
+    for _ in range(100):
+        bus.subscribe(SubscriptionFilter("db", measurement=b"cpu"), loop=loop)
+    bus.publish("db", "autogen", _batch(10))
+    assert calls == [100]
+
+
+def _plan(q: str, fields=("value", "s")):
+    return compile_stream(parse(q), "db", None, lambda m: list(fields), now=10**18)
+
+
+def test_raw_rows_merge_fields_filter_and_sort():
+    batch = WriteBatch.from_points([
+        ("cpu,host=a", "value", FieldType.FLOAT, 30, 3.0),
+        ("cpu,host=a", "value", FieldType.FLOAT, 10, 1.0),
+        ("cpu,host=b", "value", FieldType.FLOAT, 20, 9.0),
+        ("cpu,host=b", "s", FieldType.STRING, 20, "x"),
+        ("cpu,host=a", "value", FieldType.FLOAT, 10, 1.5),   # same series+time: last one wins
+    ])
+    plan = _plan("SELECT value, s, host FROM cpu WHERE value > 1.2")
+    [s] = raw_series(plan, batch, KeyInfo())
+    assert s.name == "cpu" and s.tags is None
+    assert s.times.tolist() == [10, 20, 30]
+    value, sv, host = s.columns
+    assert value.values.tolist() == [1.5, 9.0, 3.0]
+    assert sv.values.to_list()[1] == b"x" and sv.valid.tolist() == [False, True, False]
+    assert host.values.to_list() == [b"a", b"b", b"a"]
+    # cursor: only rows after it
+    [s] = raw_series(plan, batch, KeyInfo(), after=15)
+    assert s.times.tolist() == [20, 30]
+    # tag condition with a field condition under OR stays per point
+    plan = _plan("SELECT value FROM cpu WHERE host = 'b' OR value > 2")
+    [s] = raw_series(plan, batch, KeyInfo())
+    assert s.times.tolist() == [20, 30]
+
+
+def test_raw_group_by_tag_and_wildcard():
+    batch = WriteBatch.from_points([("cpu,dc=x,host=a", "value", FieldType.FLOAT, 1, 1.0),
+                                    ("cpu,dc=x,host=b", "value", FieldType.FLOAT, 2, 2.0)])
+    out = raw_series(_plan("SELECT * FROM cpu GROUP BY host"), batch, KeyInfo())
+    assert [s.tags for s in out] == [{"host": "a"}, {"host": "b"}]
+    assert [c.name for c in out[0].columns] == ["dc", "value"]
+
+
+@pytest.mark.parametrize("q,text", [
+    ("SELECT mean(value) FROM cpu", "GROUP BY time"),
+    ("SELECT value FROM cpu, mem", "one measurement"),
+    ("SELECT value INTO x FROM cpu", "INTO"),
+    ("SELECT value FROM cpu LIMIT 3", "LIMIT"),
+    ("SELECT value + 1 FROM cpu", "expressions"),
+    ("SHOW DATABASES", "SELECT"),
+])
+def test_unstreamable_queries_are_refused(q, text):
+    with pytest.raises(Exception) as e:
+        _plan(q)
+    assert text in str(e.value) and getattr(e.value, "status", 400) == 400
+
+
+def test_window_tracker():
+    w = WindowTracker(interval=10, offset=0, grace=2)
+    w.touch_times(np.array([1, 5, 13, 27, 28], dtype=np.int64))
+    assert w.due(11) == []
+    assert w.due(12) == [0]
+    assert w.next_deadline() == 22
+    assert w.open_windows(15) == [10, 20]
+    assert w.due(100) == [10, 20]
+    assert w.dirty == set()
