@@ -403,3 +403,23 @@ def test_metrics_count_streams(srv):
     assert st == 200
     assert b"chronosdb_streams_opened_total" in body
     assert b"chronosdb_pubsub_points_delivered_total" in body
+
+
+def test_cli_follow_prints_live_rows(srv):
+    import io
+
+    from chronosdb.cli.client import CliClient
+    from chronosdb.cli.follow import follow
+
+    out = io.StringIO()
+    client = CliClient(f"127.0.0.1:{srv.port}", srv.admin_key)
+    t = threading.Thread(target=follow, args=(client, "db", None, "SELECT v FROM cli1", "ns", False, False),
+                         kwargs={"out": out, "max_events": 1}, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 10
+    while t.is_alive() and time.monotonic() < deadline:
+        assert srv.write(b"cli1 v=42 7")[0] == 204   # until the stream (opened meanwhile) sees one
+        t.join(0.2)
+    assert not t.is_alive()
+    text = out.getvalue()
+    assert "name: cli1" in text and "42" in text

@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     client_flags(c)
     c.set_defaults(func=_cmd_compact)
 
+    from chronosdb.cli.follow import add_query_parser
+    add_query_parser(sub, client_flags)
+
     k = sub.add_parser("keys", help="manage API keys (admin key needed)")
     ks = k.add_subparsers(dest="keys_command", required=True)
     kc = ks.add_parser("create", help="create a key; prints it once")
