@@ -6,3 +6,4 @@ The driver (persisting, sending, applying) lives elsewhere; see docs/raft.md.
 """
 
 from chronosdb.cluster.raft.types import *  # noqa: F401,F403
+from chronosdb.cluster.raft.core import Config, RawNode  # noqa: E402,F401
