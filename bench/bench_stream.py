@@ -1,0 +1,221 @@
+"""Streaming benchmark: delivery latency, ingest with subscribers, a stalled subscriber's memory.
+
+    python bench/bench_stream.py [--subscribers 100] [--idle 1000] [--seconds 5] [--stall-seconds 60]
+
+Against a real ``chronosdb serve`` subprocess (auth off, fsync on, fresh data dir). Subscribers
+are asyncio SSE clients in a *separate process* from the writers.
+
+1. Latency: N subscribers stream ``SELECT v FROM lat``; the writer posts one point at a time and
+   notes when its /write returned 204; each subscriber notes when the point's event arrived. The
+   difference (same host clock) is the delivery latency; p50/p99/max over all deliveries.
+2. Ingest: values/s of /write (bodies of 5000 lines, 2 writer connections) with no subscribers,
+   then with ``--idle`` idle subscribers (a measurement nobody writes) and ``--subscribers``
+   active ones (streaming everything written), and the ratio.
+3. Stall: one subscriber opens a stream and stops reading; writers keep writing for
+   ``--stall-seconds``; the server's RSS before and after (VmRSS) is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import multiprocessing as mp
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from serverproc import ServerProcess  # noqa: E402
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+# -- subscriber process ------------------------------------------------------------------------
+
+async def _sse(port: int, query: str, arrivals: list | None, ready: asyncio.Event, counter: list):
+    from urllib.parse import urlencode
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    path = "/stream?" + urlencode({"db": "bench", "q": query, "epoch": "ns"})
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    buf = b""
+    opened = False
+    while True:
+        data = await reader.read(65536)
+        if not data:
+            return
+        now = time.time_ns()
+        buf += data
+        if not opened and b": stream open" in buf:
+            opened = True
+            counter[0] += 1
+            if counter[0] == counter[1]:
+                ready.set()
+        if arrivals is not None:
+            # Chunk framing is irrelevant here: look for the ids of complete events.
+            while b"\nevent: points" in buf:
+                head, _sep, rest = buf.partition(b"\nevent: points")
+                ident = head.rsplit(b"id: ", 1)[-1]
+                arrivals.append((int(ident), now))
+                buf = rest
+        else:
+            buf = buf[-64:]
+
+
+def subscriber_main(port: int, active: int, idle: int, conn, latency: bool) -> None:
+    async def main():
+        ready = asyncio.Event()
+        counter = [0, active + idle]
+        arrivals: list = []
+        tasks = [asyncio.create_task(_sse(port, "SELECT v FROM lat" if latency else "SELECT v FROM load",
+                                          arrivals if latency else None, ready, counter))
+                 for _ in range(active)]
+        tasks += [asyncio.create_task(_sse(port, "SELECT v FROM nobody", None, ready, counter))
+                  for _ in range(idle)]
+        if not tasks:
+            ready.set()
+        await ready.wait()
+        conn.send("ready")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, conn.recv)   # "stop"
+        conn.send(arrivals)
+        for t in tasks:
+            t.cancel()
+    asyncio.run(main())
+
+
+def start_subscribers(port, active, idle, latency=False):
+    parent, child = mp.Pipe()
+    p = mp.Process(target=subscriber_main, args=(port, active, idle, child, latency), daemon=True)
+    p.start()
+    if not parent.poll(120):
+        raise SystemExit("subscribers did not connect in time")
+    assert parent.recv() == "ready"
+    return p, parent
+
+
+def stop_subscribers(p, conn):
+    conn.send("stop")
+    arrivals = conn.recv() if conn.poll(60) else []
+    p.join(10)
+    if p.is_alive():
+        p.terminate()
+    return arrivals
+
+
+# -- writers ------------------------------------------------------------------------------------
+
+def write(conn, body: bytes) -> None:
+    conn.request("POST", "/write?db=bench", body=body)
+    r = conn.getresponse()
+    r.read()
+    if r.status != 204:
+        raise SystemExit(f"write failed: {r.status}")
+
+
+def ingest(port: int, seconds: float, writers: int = 2, lines: int = 5000) -> float:
+    total = [0]
+    stop = time.monotonic() + seconds
+    lock = threading.Lock()
+
+    def worker(w):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        t = w * 10**15
+        n = 0
+        while time.monotonic() < stop:
+            body = "\n".join(f"load,host=h{i % 100} v={i}" + f" {t + i}" for i in range(lines)).encode()
+            t += lines
+            write(conn, body)
+            n += lines
+        with lock:
+            total[0] += n
+
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=worker, args=(w,)) for w in range(writers)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return total[0] / (time.monotonic() - t0)
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--subscribers", type=int, default=100)
+    ap.add_argument("--idle", type=int, default=1000)
+    ap.add_argument("--points", type=int, default=300, help="latency: points written one by one")
+    ap.add_argument("--seconds", type=float, default=5.0, help="ingest: seconds per measurement")
+    ap.add_argument("--stall-seconds", type=float, default=60.0)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="bench-stream-")
+    srv = ServerProcess(os.path.join(tmp, "data"), auth=False).start()
+    try:
+        srv.query("CREATE DATABASE bench")
+        pid = srv.proc.pid
+
+        # 1. latency
+        p, c = start_subscribers(srv.port, args.subscribers, 0, latency=True)
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+        returned = {}
+        for i in range(args.points):
+            t = time.time_ns()
+            write(conn, f"lat v={i} {t}".encode())
+            returned[t] = time.time_ns()
+            time.sleep(0.005)
+        deadline = time.monotonic() + 10
+        arrivals = []
+        time.sleep(0.5)
+        arrivals = stop_subscribers(p, c)
+        lat = [(a - returned[t]) / 1e6 for t, a in arrivals if t in returned]
+        expected = args.points * args.subscribers
+        print(f"latency  subscribers={args.subscribers} deliveries={len(lat)}/{expected} "
+              f"p50={pct(lat, 0.5):.2f} ms p99={pct(lat, 0.99):.2f} ms max={max(lat, default=0):.2f} ms")
+        del deadline
+
+        # 2. ingest with and without subscribers
+        base = ingest(srv.port, args.seconds)
+        p, c = start_subscribers(srv.port, args.subscribers, args.idle)
+        loaded = ingest(srv.port, args.seconds)
+        stop_subscribers(p, c)
+        print(f"ingest   none={base:,.0f} values/s  with {args.idle} idle + {args.subscribers} active="
+              f"{loaded:,.0f} values/s  ratio={loaded / base:.2f}")
+
+        # 3. a stalled subscriber
+        s = socket.create_connection(("127.0.0.1", srv.port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"GET /stream?db=bench&q=SELECT+v+FROM+load HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.recv(256)  # the status line: the stream is open; from now on nobody reads
+        ingest(srv.port, 1.0)
+        before = rss_kb(pid)
+        ingest(srv.port, args.stall_seconds)
+        after = rss_kb(pid)
+        print(f"stall    {args.stall_seconds:.0f} s of writes with one stalled subscriber: server RSS "
+              f"{before / 1024:.0f} MiB -> {after / 1024:.0f} MiB")
+        s.close()
+        st, _h, body = srv.request("GET", "/metrics", key=None)
+        dropped = [ln for ln in body.decode().splitlines() if ln.startswith("chronosdb_pubsub_points_dropped")]
+        print("         " + (dropped[0] if dropped else "no drops counted"))
+    finally:
+        srv.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
