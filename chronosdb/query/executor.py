@@ -908,10 +908,14 @@ class SelectExecutor:
         return self._finish(plan, times[order], [(col.name, Values(_take(vals, order),
                                                                   np.ones(len(times), dtype=bool), kind))])
 
-    def _raw_group(self, plan, views, sids, tags_list, ftypes, tag_keys, group_keys, cond, lo, hi):
-        if len(plan.columns) == 1 and isinstance(plan.columns[0].expr, ast.Call) \
-                and plan.columns[0].expr.name == "merge":
-            return self._merge_group(plan, views, sids, ftypes, cond, lo, hi)
+    def _raw_fields(self, plan, ftypes, tag_keys, cond):
+        """(columns' expressions, selected fields, fields to read) of a raw SELECT: the same for
+        every group of a measurement, so worked out once per (plan, measurement)."""
+        key = (id(plan), id(ftypes), id(tag_keys), id(cond))
+        memo = self.__dict__.setdefault("_raw_fields_memo", {})
+        hit = memo.get(key)
+        if hit is not None and hit[0] is plan and hit[1] is ftypes and hit[2] is tag_keys and hit[3] is cond:
+            return hit[4]
         exprs = [(c.name, c.expr) for c in plan.columns]
         field_refs = set()
         for _n, e in exprs:
@@ -919,6 +923,15 @@ class SelectExecutor:
         sel_fields = [f for f in field_refs if f in ftypes]
         resid_fields = self._refs(cond.residual, lambda x: x in tag_keys) if cond.residual is not None else set()
         read_fields = sorted(set(sel_fields) | {f for f in resid_fields if f in ftypes})
+        out = (exprs, sel_fields, read_fields)
+        memo[key] = (plan, ftypes, tag_keys, cond, out)  # holding them keeps their ids unique
+        return out
+
+    def _raw_group(self, plan, views, sids, tags_list, ftypes, tag_keys, group_keys, cond, lo, hi):
+        if len(plan.columns) == 1 and isinstance(plan.columns[0].expr, ast.Call) \
+                and plan.columns[0].expr.name == "merge":
+            return self._merge_group(plan, views, sids, ftypes, cond, lo, hi)
+        exprs, sel_fields, read_fields = self._raw_fields(plan, ftypes, tag_keys, cond)
         stmt = plan.stmt
         # LIMIT without a field filter: only the first (ORDER BY DESC: last) offset+limit points
         # of each field can make the answer, so read just those edges.

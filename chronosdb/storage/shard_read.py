@@ -405,33 +405,16 @@ class ShardView:
 def _edge_from_stats_impl(view, sid, field, lo, hi, last):
     """The first/last point of a series+field from block stats alone, or None when some source
     cannot say without decoding (edge block straddles the range, no stats for its type)."""
-    best = None  # (time, source order, value, dtype)
+    best = None  # (time, source order, value)
     for order, h in enumerate(view.segments):
-        bt = h.reader.blocks(sid, field)
-        if bt is None or not len(bt):
+        pt = h.reader.edge_point(sid, field, lo, hi, last)
+        if pt is None:
             continue
-        mn, mx = bt["min_time"], bt["max_time"]
-        nb = len(mn)
-        # the edge block overlapping [lo, hi]: a scalar walk over the (few) blocks of the entry
-        if last:
-            bi = nb - 1
-            while bi >= 0 and mn[bi] > hi:
-                bi -= 1
-            if bi < 0 or mx[bi] < lo:
-                continue
-        else:
-            bi = 0
-            while bi < nb and mx[bi] < lo:
-                bi += 1
-            if bi == nb or mn[bi] > hi:
-                continue
-        if not (mn[bi] >= lo and mx[bi] <= hi and bt["has_extremes"][bi]):
+        if pt is False:
             return None
-        t = int(bt["max_time"][bi] if last else bt["min_time"][bi])
-        v = (bt["last"] if last else bt["first"])[bi]
-        cand = (t, order, v, bt["last"].dtype)
+        t = pt[0]
         if best is None or (t > best[0] if last else t < best[0]) or (t == best[0]):
-            best = cand  # on equal times the newer source (higher order) wins
+            best = (t, order, pt[1])  # on equal times the newer source (higher order) wins
     n = len(view.segments)
     for j, c in enumerate(view.caches):
         e = c.entries.get((sid, field))
@@ -447,12 +430,12 @@ def _edge_from_stats_impl(view, sid, field, lo, hi, last):
             continue
         i = len(t_arr) - 1 if last else 0
         t = int(t_arr[i])
-        cand = (t, n + j, v_arr[i], v_arr.dtype)
+        cand = (t, n + j, v_arr[i])
         if best is None or (t > best[0] if last else t < best[0]) or (t == best[0]):
             best = cand
     if best is None:
         return None
-    return np.array([best[0]], dtype=np.int64), np.array([best[2]], dtype=best[3])
+    return np.array([best[0]], dtype=np.int64), np.array([best[2]], dtype=best[2].dtype)
 
 
 def _disjoint_sorted(runs_t) -> bool:

@@ -152,6 +152,35 @@ class SegmentReader:
         except TypeError:  # an unhashable key cannot name an entry
             return None
 
+    def edge_point(self, series_id: int, field: bytes, lo: int, hi: int, last: bool):
+        """The first (``last``: last) point of a series+field in [lo, hi] from the block index
+        alone: ``(time, value)`` with the value a numpy scalar of the stats' dtype; None when no
+        block overlaps the range; False when the edge block straddles the range or has no
+        first/last statistic (the caller must decode)."""
+        hit = self._lookup(series_id, field)
+        if hit is None:
+            return None
+        _, ftype, a, b = hit
+        mn, mx = self._b_min, self._b_max
+        if last:
+            bi = b - 1
+            while bi >= a and mn[bi] > hi:
+                bi -= 1
+            if bi < a or mx[bi] < lo:
+                return None
+        else:
+            bi = a
+            while bi < b and mx[bi] < lo:
+                bi += 1
+            if bi == b or mn[bi] > hi:
+                return None
+        if not (mn[bi] >= lo and mx[bi] <= hi and self._b_has_extremes[bi]):
+            return False
+        stats = self._stat_rows[ftype == FieldType.INTEGER]
+        if last:
+            return int(mx[bi]), stats[3][bi]
+        return int(mn[bi]), stats[2][bi]
+
     def entry_rows(self, series_id: int, field: bytes):
         """(field type, first block row, end block row) of a series+field, or None: the rows of
         the index's block columns that ``block_columns`` gathers (for scan kernels)."""
