@@ -44,6 +44,11 @@ OFFLOAD_POINTS = 20_000
 PARTIAL_MIN_SECONDS = 0.25
 
 _PREFIX = b'{"results":[{"statement_id":0,'
+# Subscribers with an equal query get the *same* matched batch object from the bus; the rows
+# built and encoded for one of them are reused by the others (keyed by that object's identity,
+# which the entry keeps alive so the id cannot be reused meanwhile). A few recent batches only.
+_SHARED: dict = {}
+_SHARED_LIMIT = 64
 _SUFFIX = b"]}\n"
 
 
@@ -85,6 +90,7 @@ class StreamSession:
         self.server, self.plan, self.principal, self.key = server, plan, principal, key
         self.epoch, self.history, self.partial = epoch, history, partial
         self.cursor = resume_after
+        self.query_text = plan.stmt  # equal statements share encoded rows (see _SHARED)
         self.resume = resume_after is not None
         self.keys = KeyInfo()
         self.revoked: str | None = None
@@ -198,14 +204,24 @@ class StreamSession:
                 elif plan.kind == "raw":
                     after = self.cursor if catch_up_batches > 0 else None
                     catch_up_batches -= 1
-                    if payload.n_values >= OFFLOAD_POINTS:
-                        series = await self.server.run_blocking(raw_series, plan, payload, self.keys, after)
+                    shared_key = (id(payload), self.query_text, self.epoch) if after is None else None
+                    hit = _SHARED.get(shared_key) if shared_key else None
+                    if hit is not None and hit[0] is payload:
+                        t, data = hit[1], hit[2]
                     else:
-                        series = raw_series(plan, payload, self.keys, after)
-                    if series:
+                        if payload.n_values >= OFFLOAD_POINTS:
+                            series = await self.server.run_blocking(raw_series, plan, payload, self.keys, after)
+                        else:
+                            series = raw_series(plan, payload, self.keys, after)
                         t = max_time(series)
+                        data = encode_data(series, self.epoch) if series else None
+                        if shared_key:
+                            if len(_SHARED) >= _SHARED_LIMIT:
+                                _SHARED.pop(next(iter(_SHARED)))
+                            _SHARED[shared_key] = (payload, t, data)
+                    if data is not None:
                         self.cursor = t if self.cursor is None else max(self.cursor, t)
-                        yield self._event("points", series, self.cursor)
+                        yield StreamEvent("points", str(self.cursor), data)
                         last_sent = time.monotonic()
                 else:
                     self.tracker.touch_batch(payload)
