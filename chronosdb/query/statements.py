@@ -1,13 +1,17 @@
 """Run a list of parsed statements and collect one ``StatementResult`` each.
 
 Dispatch: database/retention-policy DDL → ``query.meta``; SHOW / DELETE / DROP SERIES /
-DROP MEASUREMENT → ``query.schema``; SELECT (and SELECT ... INTO) → ``compile`` + ``executor``.
+DROP MEASUREMENT → ``query.schema``; SELECT (and SELECT ... INTO) → ``compile`` + ``executor``;
+continuous query and subscription statements (and ``SHOW STATS FOR 'cq'|'subscriber'``) → the
+services the server attached to its engine with ``attach_services`` (``chronosdb.cq``,
+``chronosdb.subscriptions``), which also hear of DROP DATABASE.
 As in InfluxDB 1.x, a statement error becomes that statement's ``error`` and the statements after
 it are not run. Authorization is checked per statement, before it touches anything.
 """
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,11 +43,29 @@ class QueryContext:
     limits: Limits | None = None
     check_cancel: object = None
     queries: object = None        # the server's QueryManager (SHOW QUERIES, KILL QUERY)
+    continuous_queries: object = None  # chronosdb.cq.ContinuousQueryService (default: attached)
+    subscriptions: object = None       # chronosdb.subscriptions.SubscriptionService (default: attached)
 
     def __post_init__(self):
         if not self.now:
             self.now = time.time_ns()
         self.reader = StorageReader(self.engine)
+        attached = _ATTACHED.get(self.engine) if self.engine is not None else None
+        if attached is not None:
+            if self.continuous_queries is None:
+                self.continuous_queries = attached[0]
+            if self.subscriptions is None:
+                self.subscriptions = attached[1]
+
+
+# engine -> (continuous query service, subscription service): lets every QueryContext built on
+# an engine find the services without each caller passing them along.
+_ATTACHED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def attach_services(engine, continuous_queries=None, subscriptions=None) -> None:
+    """Make the CQ and subscription services answer the statements run on ``engine``."""
+    _ATTACHED[engine] = (continuous_queries, subscriptions)
 
 
 def series_from_rows(doc: dict) -> list[Series]:
@@ -142,6 +164,71 @@ def _queries_statement(stmt, ctx: QueryContext) -> dict:
     return {"series": [{"columns": ["qid", "query", "database", "duration", "status"], "values": rows}]}
 
 
+_NO_CQ = "continuous queries are not enabled on this server"
+_NO_SUBS = "subscriptions are not enabled on this server"
+
+
+def _subscription_rows(subs, can_read) -> dict:
+    if subs is None:
+        return {"series": []}
+    return subs.show(can_read)
+
+
+def _stats(stmt: ast.ShowStats, ctx: QueryContext) -> dict:
+    module = (stmt.module or "").lower()
+    if module not in ("", "cq", "subscriber"):
+        raise StatementError(f"SHOW STATS: unknown module {stmt.module!r} (this server has 'cq', 'subscriber')")
+    series = []
+    if module in ("", "cq") and ctx.continuous_queries is not None:
+        series += ctx.continuous_queries.stats_rows(ctx.auth.can_read)
+    if module in ("", "subscriber") and ctx.subscriptions is not None:
+        series += ctx.subscriptions.stats_rows(ctx.auth.can_read)
+    return {"series": series}
+
+
+def _service_statement(stmt, ctx: QueryContext) -> dict | None:
+    """Continuous query and subscription statements; None for any other statement."""
+    cqs, subs = ctx.continuous_queries, ctx.subscriptions
+    if isinstance(stmt, ast.CreateContinuousQuery):
+        ctx.auth.require("admin", None)
+        if cqs is None:
+            raise StatementError(_NO_CQ)
+        cqs.create(stmt)
+        return {}
+    if isinstance(stmt, ast.DropContinuousQuery):
+        ctx.auth.require("admin", None)
+        if cqs is None:
+            raise StatementError(_NO_CQ)
+        cqs.drop(stmt.database, stmt.name)
+        return {}
+    if isinstance(stmt, ast.ShowContinuousQueries):
+        return cqs.show(ctx.auth.can_read) if cqs is not None else {"series": []}
+    if isinstance(stmt, ast.CreateSubscription):
+        ctx.auth.require("admin", None)
+        if subs is None:
+            raise StatementError(_NO_SUBS)
+        subs.create(stmt)
+        return {}
+    if isinstance(stmt, ast.DropSubscription):
+        ctx.auth.require("admin", None)
+        if subs is None:
+            raise StatementError(_NO_SUBS)
+        subs.drop(stmt.database, stmt.retention_policy, stmt.name)
+        return {}
+    if isinstance(stmt, ast.ShowSubscriptions):
+        ctx.auth.require("admin", None)  # destinations may carry credentials (InfluxDB: admin only)
+        return _subscription_rows(subs, ctx.auth.can_read)
+    if isinstance(stmt, ast.ShowStats):
+        return _stats(stmt, ctx)
+    if isinstance(stmt, ast.DropDatabase):
+        doc = meta.run(stmt, ctx.engine, ctx.db, ctx.auth)
+        for service in (cqs, subs):
+            if service is not None:
+                service.drop_database(stmt.name)
+        return doc
+    return None
+
+
 def execute(statements, ctx: QueryContext) -> list[StatementResult]:
     results: list[StatementResult] = []
     for i, stmt in enumerate(statements):
@@ -157,7 +244,9 @@ def execute(statements, ctx: QueryContext) -> list[StatementResult]:
             if isinstance(stmt, (ast.ShowQueries, ast.KillQuery)):
                 results.append(StatementResult(i, series_from_rows(_queries_statement(stmt, ctx))))
                 continue
-            doc = schema.run(stmt, ctx.engine, ctx.db, ctx.auth, ctx.now)
+            doc = _service_statement(stmt, ctx)
+            if doc is None:
+                doc = schema.run(stmt, ctx.engine, ctx.db, ctx.auth, ctx.now)
             if doc is None:
                 doc = meta.run(stmt, ctx.engine, ctx.db, ctx.auth)
             results.append(StatementResult(i, series_from_rows(doc)))

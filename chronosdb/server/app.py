@@ -16,9 +16,11 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from chronosdb.auth import ADMIN_KEY_FILE, KEYS_FILE, Authorizer, KeyStore
+from chronosdb.cq import ContinuousQueryService
 from chronosdb.model.errors import ChronosError
 from chronosdb.query.executor import Limits
 from chronosdb.query.manager import QueryManager
+from chronosdb.query.statements import attach_services
 from chronosdb.server.config import ServerConfig
 from chronosdb.server.handlers.admin import handle_compact
 from chronosdb.server.handlers.console import handle_console, handle_docs
@@ -35,6 +37,7 @@ from chronosdb.server.metrics import Metrics
 from chronosdb.server.udp import UdpListener
 from chronosdb.storage.engine import Engine, EngineOptions
 from chronosdb.storage.shard import ShardOptions
+from chronosdb.subscriptions import SubscriptionService
 
 log = logging.getLogger("chronosdb.server")
 
@@ -82,6 +85,12 @@ class Server:
         self.pool = ThreadPoolExecutor(config.workers, thread_name_prefix="chronosdb-worker")
         self.query_limits = Limits()
         self.queries = QueryManager(config.query_timeout)
+        # Continuous queries and subscriptions; CQ/subscription statements reach them through
+        # the engine (query.statements.attach_services).
+        self.continuous_queries = ContinuousQueryService(self.engine, config.data_dir, metrics=self.metrics,
+                                                         limits=self.query_limits)
+        self.subscriptions = SubscriptionService(self.engine, config.data_dir, metrics=self.metrics)
+        attach_services(self.engine, self.continuous_queries, self.subscriptions)
         self._http_server = None
         self._udp_transports = []
         self._stop_event: asyncio.Event | None = None
@@ -138,6 +147,8 @@ class Server:
                 lambda db=db: UdpListener(self, db), local_addr=(host, port))
             self._udp_transports.append(transport)
             log.info("udp listening on %s:%d into database %s", host, port, db)
+        self.subscriptions.start()
+        self.continuous_queries.start(self.run_blocking)
 
     async def serve_until_stopped(self) -> None:
         self._stop_event = asyncio.Event()
@@ -169,7 +180,9 @@ class Server:
         for c in list(self.connections):
             if c.transport is not None and c.queue.empty():
                 c.transport.close()
+        await self.continuous_queries.stop()
         await loop.run_in_executor(None, self.pool.shutdown, True)
+        await loop.run_in_executor(None, self.subscriptions.stop)
         await loop.run_in_executor(None, self.engine.close)
         log.info("stopped")
 

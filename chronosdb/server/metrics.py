@@ -29,6 +29,14 @@ HELP = {
     "pubsub_points_dropped_total": ("counter", "Points dropped because a subscriber's queue was full"),
     "pubsub_subscribers_disconnected_total": ("counter", "Subscribers disconnected as too slow"),
     "streams_opened_total": ("counter", "Streaming queries opened (/stream, /ws/stream)"),
+    "cq_runs_total": ("counter", "Continuous query runs, by database and name"),
+    "cq_run_errors_total": ("counter", "Continuous query runs that failed"),
+    "cq_points_written_total": ("counter", "Points written by continuous queries"),
+    "cq_run_seconds_total": ("counter", "Time spent running continuous queries"),
+    "subscription_writes_forwarded_total": ("counter", "Write bodies a subscription destination accepted"),
+    "subscription_write_failures_total": ("counter", "Failed sends to a subscription destination (retried unless refused)"),
+    "subscription_bodies_dropped_total": ("counter", "Write bodies dropped because a destination's queue was full"),
+    "subscription_queue_depth": ("gauge", "Write bodies waiting in a subscription destination's queue"),
 }
 
 
@@ -61,6 +69,12 @@ class Metrics:
 
     def get(self, name: str, **labels) -> float:
         return self._counters.get((name, _labels(labels)), 0)
+
+    def set_gauge(self, name: str, value: float, **labels) -> None:
+        """Set a gauge (declared "gauge" in HELP); rendered with the counters."""
+        key = (name, _labels(labels))
+        with self._lock:
+            self._counters[key] = value
 
     def observe_request(self, path: str, status: int, seconds: float) -> None:
         route = _route(path)

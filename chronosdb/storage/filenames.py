@@ -4,6 +4,9 @@ Data directory layout::
 
     <data-dir>/
       catalog.cbor                      databases and retention policies (atomic rewrite)
+      continuous_queries.cbor           continuous query definitions (atomic rewrite)
+      continuous_queries.state.cbor     per CQ: last run, end of the last window computed
+      subscriptions.cbor                subscription definitions (atomic rewrite)
       <db>/
         index/                          series index of the database
           series-<seq:08d>.log          append-only log of new/dropped series and fields
@@ -23,6 +26,9 @@ import os
 import re
 
 CATALOG = "catalog.cbor"
+CONTINUOUS_QUERIES = "continuous_queries.cbor"
+CONTINUOUS_QUERY_STATE = "continuous_queries.state.cbor"
+SUBSCRIPTIONS = "subscriptions.cbor"
 INDEX_DIR = "index"
 MANIFEST = "manifest.cbor"
 WAL_DIR = "wal"

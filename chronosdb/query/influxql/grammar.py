@@ -569,12 +569,49 @@ create_rp = (
 ).set_parse_action(lambda t: ast.CreateRetentionPolicy(
     _g(t, "name"), _g(t, "db"), _g(t, "dur"), _g(t, "repl"), _g(t, "sdur"), "default" in t))
 
+def _here(name: str):
+    """An empty match that yields its own offset (where the next token starts), so an action
+    can point an error at a place inside the production."""
+    return pp.Empty().set_parse_action(lambda s, loc, t: [loc])(name)
+
+
+_FROM_AT = re.compile(r"(?i)\bFROM\b")
+
+
+def cq_group_by_interval(select: ast.SelectStatement) -> int | None:
+    """The GROUP BY time() interval of a continuous query's SELECT, or None without one."""
+    for d in select.dimensions:
+        if isinstance(d, ast.Call) and d.name == "time" and d.args and isinstance(d.args[0], ast.DurationLiteral):
+            return d.args[0].ns
+    return None
+
+
+def _create_cq(s, loc, t):
+    # InfluxDB 1.x rejects these at parse time (HTTP 400), so we do too. The checks that depend
+    # on literal values (FOR against the interval) are repeated by the CQ service, because a
+    # cached statement shape re-binds durations without running this action again.
+    select = _g(t, "select")
+    if select.into is None:
+        m = _FROM_AT.search(s, _g(t, "select_at"))
+        raise pp.ParseFatalException(s, m.start() if m else _g(t, "select_at"), "found FROM, expected INTO")
+    interval = cq_group_by_interval(select)
+    if interval is None:
+        raise pp.ParseFatalException(s, _g(t, "end_at"), f"found {_found(s, _g(t, 'end_at'))}, expected GROUP BY time(...)")
+    every, for_ = _g(t, "every"), _g(t, "for")
+    if for_ is not None and for_ < interval:
+        raise pp.ParseFatalException(
+            s, _g(t, "for_at", loc), "FOR duration must be >= GROUP BY time duration: must be a minimum of "
+            f"{ast.format_duration(interval)}, got {ast.format_duration(for_)}")
+    return ast.CreateContinuousQuery(_g(t, "name"), _g(t, "db"), select, every, for_)
+
+
 resample = S("RESAMPLE") + pp.Opt(S("EVERY") - duration_plain("every")) + pp.Opt(
-    S("FOR") - duration_plain("for"))
+    S("FOR") - (_here("for_at") + duration_plain("for")).set_name("duration"))
 create_cq = (
     S("CONTINUOUS") - S("QUERY") - ident("name") - on_db("db") + pp.Opt(resample)
-    - S("BEGIN") - select_stmt("select") - S("END")
-).set_parse_action(lambda t: ast.CreateContinuousQuery(_g(t, "name"), _g(t, "db"), _g(t, "select"), _g(t, "every"), _g(t, "for")))
+    - S("BEGIN") - (_here("select_at") + select_stmt("select")).set_name("SELECT")
+    - (_here("end_at") + S("END")).set_name("END")
+).set_parse_action(_create_cq)
 
 create_subscription = (
     S("SUBSCRIPTION") - ident("name") - S("ON") - ident("db") - DOT - ident("rp")
