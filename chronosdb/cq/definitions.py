@@ -101,6 +101,8 @@ def normalise(stmt: ast.CreateContinuousQuery, catalog) -> ast.CreateContinuousQ
         return dbs[db].default_rp
 
     select = _qualify_select(stmt.select, stmt.database, default_rp)
+    for db in _source_databases(select):
+        default_rp(db)  # raises for a database that does not exist
     into = select.into
     if not into.retention_policy or into.retention_policy not in dbs[into.database].policies:
         raise StatementError(f"retention policy not found: {into.database}.{into.retention_policy}")

@@ -211,7 +211,9 @@ class ContinuousQueryService:
                     self.run_state.state[key] = [plan.last_run, last_end]
                     continue
                 out = run_range(self.engine, stmt, plan.start, plan.end, now, self.limits)
-                self.run_state.state[key] = [plan.last_run, plan.end if out.error is None else last_end]
+                # A failed range stays owed: the next run starts no later than its start.
+                owed = plan.end if out.error is None else (plan.start if last_end is None else min(last_end, plan.start))
+                self.run_state.state[key] = [plan.last_run, owed]
                 self._record(q, out, now)
                 ran.append((q, out))
             self.run_state.save()
