@@ -61,6 +61,9 @@ class Config:
     # TEST-ONLY FAULT INJECTION. Commits entries of earlier terms by counting replicas, which
     # the paper's Figure 8 shows is unsafe. Exists so tests can prove they catch that bug.
     unsafe_commit_prior_terms: bool = False
+    # TEST-ONLY FAULT INJECTION. Grants votes without the §5.4.1 "at least as up to date" log
+    # check, so a node missing committed entries can become leader.
+    unsafe_vote_without_log_check: bool = False
 
     def __post_init__(self):
         if self.id <= 0:
@@ -208,6 +211,11 @@ class RawNode:
                 self._hup(transfer=False)
 
     def _tick_leader(self) -> None:
+        for pr in self.prs.values():
+            if pr.state == ProgressState.SNAPSHOT:
+                pr.snapshot_ticks += 1
+                if pr.snapshot_ticks >= self.cfg.election_tick:
+                    pr.become_probe()   # no answer to the snapshot for a timeout: lost; retry
         self._heartbeat_elapsed += 1
         self._election_elapsed += 1
         if self._election_elapsed >= self.cfg.election_tick:
@@ -499,6 +507,11 @@ class RawNode:
                                    index=self._now, commit=min(pr.match, self.log.committed),
                                    context=context))
 
+    def _quorum_recently_active(self) -> bool:
+        active = sum(1 for n in self._voters
+                     if n == self._id or (n in self.prs and self.prs[n].recent_active))
+        return active >= quorum_size(len(self._voters))
+
     def _maybe_commit(self) -> bool:
         matches = [self.prs[n].match for n in self._voters if n in self.prs]
         if len(matches) < len(self._voters) or not matches:
@@ -595,7 +608,8 @@ class RawNode:
         can_vote = (self._vote == m.frm or (self._vote == 0 and self._lead == 0)
                     or (pre and m.term > self._term))
         resp = MsgType.PRE_VOTE_RESP if pre else MsgType.VOTE_RESP
-        if can_vote and self.log.is_up_to_date(m.index, m.log_term):
+        if can_vote and (self.log.is_up_to_date(m.index, m.log_term)
+                         or self.cfg.unsafe_vote_without_log_check):
             # The response carries the request's term so the (pre-)candidate counts it.
             self._send(Message(resp, self._id, m.frm, m.term))
             if not pre:
@@ -650,8 +664,6 @@ class RawNode:
         elif t == MsgType.HEARTBEAT_RESP:
             pr.recent_active = True
             pr.lease_tick = max(pr.lease_tick, m.index)
-            if pr.state == ProgressState.SNAPSHOT:
-                pr.become_probe()       # the snapshot may have been lost: probe again
             pr.probe_sent = False
             if pr.state == ProgressState.REPLICATE and len(pr.inflights) >= pr.max_inflight:
                 pr.inflights.popleft()

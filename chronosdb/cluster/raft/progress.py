@@ -32,7 +32,7 @@ class ProgressState(IntEnum):
 
 class Progress:
     __slots__ = ("match", "next", "state", "probe_sent", "pending_snapshot", "inflights",
-                 "max_inflight", "recent_active", "lease_tick", "is_learner")
+                 "max_inflight", "recent_active", "lease_tick", "is_learner", "snapshot_ticks")
 
     def __init__(self, next_index: int, max_inflight: int, is_learner: bool = False):
         self.match = 0
@@ -45,6 +45,7 @@ class Progress:
         self.recent_active = False
         self.lease_tick = -1
         self.is_learner = is_learner
+        self.snapshot_ticks = 0     # ticks since the InstallSnapshot went out (retry when lost)
 
     def __repr__(self) -> str:
         return (f"Progress(match={self.match}, next={self.next}, state={self.state.name}, "
@@ -69,6 +70,7 @@ class Progress:
     def become_snapshot(self, snap_index: int) -> None:
         self.state = ProgressState.SNAPSHOT
         self.pending_snapshot = snap_index
+        self.snapshot_ticks = 0
         self.probe_sent = False
         self.inflights.clear()
 

@@ -43,7 +43,7 @@ class SimNode:
         self.raft: RawNode | None = None
         self.kv: dict[str, str] = {}
         self.results: dict[str, object] = {}    # op id -> outcome, filled on apply
-        self.applied: list[tuple[int, int, bytes]] = []     # (index, term, data) since boot
+        self.applied: list[tuple] = []     # (index, term, data) since boot; term None = snapshot
         self.read_states: list[ReadState] = []
         self.restart()
 
@@ -72,6 +72,7 @@ class SimNode:
         self.disk.persist(rd)
         if rd.snapshot is not None:
             self.kv = decode_kv(rd.snapshot.data)
+            self.applied.append((rd.snapshot.index, None, None))    # marker: state jumped here
         for e in rd.committed_entries:
             self.applied.append((e.index, e.term, e.data))
             if e.kind == EntryKind.CONF_CHANGE:
