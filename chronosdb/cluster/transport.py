@@ -212,6 +212,10 @@ class Transport:
             log.warning("raft transport: closing connection from %s: %s", remote, e)
         except (OSError, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            # close() cancels us; asyncio's stream callback would log a cancelled handler
+            # task as an error, so end normally.
+            pass
         finally:
             self._inbound.discard(task)
             writer.close()
