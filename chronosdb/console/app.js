@@ -46,9 +46,11 @@ async function route() {
   }
   if (cleanup) { cleanup(); cleanup = null; }
   const seq = ++mountSeq;
-  const root = $("#page");
-  root.innerHTML = "";
+  // Each page gets a fresh element: a page still finishing an await after the user moved on
+  // then works on a detached element instead of the next page's DOM.
+  const root = document.createElement("div");
   root.dataset.page = name;
+  $("#page").replaceChildren(root);
   const mod = await PAGES[name]();
   if (seq !== mountSeq) return; // the user navigated on meanwhile
   const params = new URLSearchParams(location.hash.split("?")[1] || "");

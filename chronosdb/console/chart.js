@@ -249,6 +249,7 @@ export class TimeChart {
     for (const tk of timeTicks(b.tmin, b.tmax, this.timeZone, maxTicks)) {
       const xx = Math.round(x(tk.t)) + 0.5;
       g.beginPath(); g.moveTo(xx, p.y); g.lineTo(xx, p.y + p.h); g.stroke();
+      if (xx + g.measureText(tk.label).width / 2 > width) continue; // would be cut off
       g.fillText(tk.label, xx, p.y + p.h + 5);
       if (tk.sub) g.fillText(tk.sub, xx, p.y + p.h + 19);
     }

@@ -123,6 +123,7 @@ export function isSelect(src) {
 // OFFSET / SLIMIT / SOFFSET / FILL / TZ at the top level. AND-ing keeps the query's own time
 // bounds too, which is right: the zoom range lies inside them.
 export function withTimeRange(src, fromMs, toMs) {
+  src = src.replace(/[\s;]+$/, "");
   const toks = tokenize(src);
   const range = `time >= '${new Date(fromMs).toISOString()}' AND time <= '${new Date(toMs).toISOString()}'`;
   let depth = 0;
@@ -144,7 +145,7 @@ export function withTimeRange(src, fromMs, toMs) {
   let body = src;
   let tail = "";
   if (endTok) { body = src.slice(0, endTok.start); tail = " " + src.slice(endTok.start); }
-  body = body.replace(/[\s;]+$/, "");
+  body = body.replace(/\s+$/, "");
   if (whereTok) {
     const cond = body.slice(whereTok.end).trim();
     return `${body.slice(0, whereTok.start)}WHERE (${cond}) AND ${range}${tail}`;

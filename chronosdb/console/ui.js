@@ -26,7 +26,7 @@ export function seriesTable(s, { maxRows = 1000, timeFormat = null } = {}) {
   for (const row of rows.slice(0, maxRows)) {
     html += "<tr>" + row.map((v, i) => {
       const text = i === timeIdx && timeFormat && typeof v === "number" ? timeFormat(v) : v === null ? "" : v;
-      return `<td${typeof v === "number" ? ' class="num"' : ""}>${esc(text)}</td>`;
+      return `<td${typeof v === "number" && i !== timeIdx ? ' class="num"' : ""}>${esc(text)}</td>`;
     }).join("") + "</tr>";
   }
   html += "</tbody></table>";
@@ -35,7 +35,8 @@ export function seriesTable(s, { maxRows = 1000, timeFormat = null } = {}) {
 }
 
 // CSV of every series: name, tags (one column per tag key), then the series' columns.
-// Fields are quoted when they hold a comma, quote or newline (RFC 4180).
+// Fields are quoted when they hold a comma, quote or newline (RFC 4180). Numeric times
+// (epoch ms) are written as RFC 3339 UTC, which spreadsheets and people read alike.
 export function toCsv(seriesList) {
   const tagKeys = [...new Set(seriesList.flatMap((s) => Object.keys(s.tags || {})))].sort();
   const cols = [...new Set(seriesList.flatMap((s) => s.columns || []))];
@@ -47,7 +48,8 @@ export function toCsv(seriesList) {
   for (const s of seriesList) {
     const idx = cols.map((c) => (s.columns || []).indexOf(c));
     for (const row of s.values || []) {
-      lines.push([s.name || "", ...tagKeys.map((k) => (s.tags || {})[k] ?? ""), ...idx.map((i) => (i < 0 ? "" : row[i]))].map(q).join(","));
+      const cells = idx.map((i, c) => (i < 0 ? "" : cols[c] === "time" && typeof row[i] === "number" ? new Date(row[i]).toISOString() : row[i]));
+      lines.push([s.name || "", ...tagKeys.map((k) => (s.tags || {})[k] ?? ""), ...cells].map(q).join(","));
     }
   }
   return lines.join("\r\n") + "\r\n";
