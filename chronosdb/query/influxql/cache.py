@@ -211,31 +211,36 @@ class StatementCache:
                 self._entries.popitem(last=False)
 
     def parse(self, text: str) -> list:
+        return self.parse_keyed(text)[0]
+
+    def parse_keyed(self, text: str) -> tuple[list, object]:
+        """``(statements, shape)``: the shape is the cache key the text fell under (texts of
+        one shape differ only in their literals), or None when the text bypassed the cache."""
         if not isinstance(text, str):
             raise TypeError(f"query must be str, not {type(text).__name__}")
         if len(text) > MAX_TEXT_LENGTH or "\0" in text:
             self.misses += 1
-            return parse_recording(text)[0]
+            return parse_recording(text)[0], None
         key, raws = shape_of(text)
         entry = self._get(key)
         if entry is not None:
             try:
                 out = entry.bind(raws)
                 self.hits += 1
-                return out
+                return out, key
             except _Rebind:
                 exact = self._get(("=", text))
                 if exact is not None:
                     self.hits += 1
-                    return list(exact)
+                    return list(exact), ("=", text)
                 self.misses += 1
                 statements = parse_recording(text)[0]
                 self._put(("=", text), tuple(statements))
-                return statements
+                return statements, ("=", text)
         self.misses += 1
         statements, sites = parse_recording(text)
         self._put(key, _Template(statements, text, raws, sites))
-        return statements
+        return statements, key
 
 
 default_cache = StatementCache()
