@@ -573,7 +573,10 @@ class RawNode:
         t = m.type
         if m.term > self._term:
             if t in (MsgType.VOTE, MsgType.PRE_VOTE):
-                in_lease = (self.cfg.check_quorum and self._lead != 0
+                # A node that just (re)started may have acked a leader's lease before it
+                # crashed, so it too waits one election timeout before voting.
+                in_lease = (self.cfg.check_quorum
+                            and (self._lead != 0 or self._now < self.cfg.election_tick)
                             and self._election_elapsed < self.cfg.election_tick)
                 if in_lease and m.context != CAMPAIGN_TRANSFER:
                     return      # we heard from a live leader recently: do not help depose it

@@ -35,6 +35,7 @@ import random
 
 from chronosdb.cluster.raft.types import (
     ConfChange, ConfChangeKind, ConfState, Message, NotLeader, RaftError, Role)
+from chronosdb.cluster.sim.invariants import InvariantViolation, SafetyMonitor
 from chronosdb.cluster.sim.node import SimNode
 
 try:    # the other engineer's checker; the simulation still checks safety without it
@@ -68,6 +69,7 @@ class SimParams:
     p_partition: float = 0.01
     p_heal: float = 0.05
     p_membership: float = 0.02
+    p_transfer: float = 0.01
     p_client_op: float = 0.3
     op_timeout: int = 40
     full_check_every: int = 50
@@ -104,17 +106,19 @@ class Simulation:
         self.blocked: set[tuple[int, int]] = set()
         self.now = 0
         self.clock = 0                                      # client event counter
-        self.leader_of_term: dict[int, int] = {}
-        self.committed: dict[int, tuple[int, bytes]] = {}  # index -> (term, data), first seen
-        self.checked_commit: dict[int, int] = {}
-        self.checked_applied: dict[int, int] = {}
-        self.known_leader_terms: dict[int, int] = {}
+        self.monitor = SafetyMonitor()
         self.history: list = []
         self.pending: dict[int, _PendingOp] = {}
         self.op_seq = 0
         self.trace: list[tuple] = [] if p.trace else None
         self.stats = {"delivered": 0, "crashes": 0, "partitions": 0, "conf_changes": 0,
-                      "snapshots_sent": 0, "ops_ok": 0, "ops_unknown": 0}
+                      "snapshots_sent": 0, "ops_ok": 0, "ops_unknown": 0,
+                      "transfers": 0, "lease_reads": 0}
+
+    @property
+    def committed(self) -> dict[int, tuple[int, bytes]]:
+        """Every committed entry seen so far: index -> (term, data)."""
+        return self.monitor.committed
 
     # ---- helpers -------------------------------------------------------------------------
     def fail(self, what: str):
@@ -190,7 +194,6 @@ class Simulation:
             n = self.nodes[i]
             if not n.alive and i not in self.removed and rng.random() < p.p_restart:
                 n.restart()
-                self.checked_applied[i] = 0
         if self.blocked:
             if rng.random() < p.p_heal:
                 self.blocked = set()
@@ -198,6 +201,13 @@ class Simulation:
             self._partition()
         if rng.random() < p.p_membership:
             self._membership()
+        if rng.random() < p.p_transfer:
+            lead = self.leader()
+            if lead is not None:
+                voters = [v for v in lead.raft.conf_state.voters if v != lead.id]
+                if voters:
+                    lead.raft.transfer_leadership(rng.choice(voters))
+                    self.stats["transfers"] += 1
 
     def _partition(self) -> None:
         rng = self.rng
@@ -233,7 +243,6 @@ class Simulation:
                 conf = ConfState(cs.voters, tuple(sorted(set(cs.learners) | {nid})))
                 self.nodes[nid] = SimNode(nid, conf, self.p.raft, self.rng.getrandbits(32),
                                           self.compact_every)
-                self.checked_applied[nid] = 0
             elif choice == 1 and cs.learners:
                 r.propose_conf_change(ConfChange(ConfChangeKind.ADD_VOTER, cs.learners[0]))
             elif choice == 2 and len(cs.voters) > 3:
@@ -311,10 +320,20 @@ class Simulation:
                 call = self._tick_clock()
                 target.raft.propose(f"cas|{op_id}|{key}|{expected or ''}|{new}".encode())
                 kind, arg = "cas", (expected, new)
-            else:
+            elif roll < 0.8 or not target.raft.lease_read_ok():
                 call = self._tick_clock()
                 target.raft.read_index(op_id.encode())
                 kind, arg = "get", None
+            else:
+                # Lease read: no round trip, but the state must include everything committed.
+                call = self._tick_clock()
+                kind, arg = "get", None
+                op = _PendingOp(c, kind, key, arg, call, target.id, op_id,
+                                self.now + self.p.op_timeout)
+                op.read_index = target.raft.commit_index
+                self.pending[c] = op
+                self.stats["lease_reads"] += 1
+                return
         except (NotLeader, RaftError):
             return      # refused at once: nothing happened, nothing to record
         self.pending[c] = _PendingOp(c, kind, key, arg, call, target.id, op_id,
@@ -354,79 +373,16 @@ class Simulation:
 
     # ---- invariants ----------------------------------------------------------------------
     def _check_step(self) -> None:
-        committed = self.committed
-        for i, n in self.nodes.items():
-            r = n.raft
-            if r is None:
-                continue
-            if r.role == Role.LEADER:
-                other = self.leader_of_term.setdefault(r.term, i)
-                if other != i:
-                    self.fail(f"two leaders in term {r.term}: {other} and {i}")
-                if self.known_leader_terms.get(i) != r.term:
-                    self.known_leader_terms[i] = r.term
-                    self._check_leader_complete(n)
-            lg = r.log
-            lo = max(self.checked_commit.get(i, 0), lg.snap_index)
-            for idx in range(lo + 1, lg.committed + 1):
-                e = lg.entries[idx - lg.snap_index - 1]
-                seen = committed.get(idx)
-                if seen is None:
-                    committed[idx] = (e.term, e.data)
-                elif seen != (e.term, e.data):
-                    self.fail(f"node {i} committed {idx}@{e.term} {e.data!r} but "
-                              f"{idx}@{seen[0]} {seen[1]!r} was committed before")
-            self.checked_commit[i] = lg.committed
-            applied = n.applied
-            k = self.checked_applied.get(i, 0)     # entries of n.applied already checked
-            prev = applied[k - 1][0] if k else None
-            for idx, term, data in applied[k:]:
-                if term is None:        # a snapshot from the leader was installed
-                    if prev is not None and idx <= prev:
-                        self.fail(f"node {i} installed snapshot {idx} after applying {prev}")
-                    prev = idx
-                    continue
-                if prev is not None and idx != prev + 1:
-                    self.fail(f"node {i} applied {idx} right after {prev}: a gap or a repeat")
-                prev = idx
-                seen = committed.setdefault(idx, (term, data))   # applied implies committed
-                if seen != (term, data):
-                    self.fail(f"node {i} applied {idx}@{term} {data!r}, but the committed "
-                              f"entry there is {seen!r}")
-            self.checked_applied[i] = len(applied)
-
-    def _check_leader_complete(self, n: SimNode) -> None:
-        lg = n.raft.log
-        for idx, (term, data) in self.committed.items():
-            if idx <= lg.snap_index:
-                continue
-            if idx > lg.last_index:
-                self.fail(f"leader {n.id} of term {n.raft.term} lacks committed entry {idx}")
-            e = lg.entries[idx - lg.snap_index - 1]
-            if (e.term, e.data) != (term, data):
-                self.fail(f"leader {n.id} of term {n.raft.term} has {idx}@{e.term} but "
-                          f"{idx}@{term} is committed")
+        try:
+            self.monitor.check(self.nodes)
+        except InvariantViolation as e:
+            self.fail(str(e))
 
     def _check_log_matching(self) -> None:
-        logs = [(i, n.raft.log) for i, n in sorted(self.nodes.items()) if n.raft is not None]
-        for a in range(len(logs)):
-            ia, la = logs[a]
-            for b in range(a + 1, len(logs)):
-                ib, lb = logs[b]
-                lo = max(la.snap_index, lb.snap_index) + 1
-                hi = min(la.last_index, lb.last_index)
-                # find the highest common index with equal terms; everything below must match
-                top = 0
-                for idx in range(hi, lo - 1, -1):
-                    if la.term(idx) == lb.term(idx):
-                        top = idx
-                        break
-                for idx in range(lo, top + 1):
-                    ea = la.entries[idx - la.snap_index - 1]
-                    eb = lb.entries[idx - lb.snap_index - 1]
-                    if ea != eb:
-                        self.fail(f"log matching broken: nodes {ia} and {ib} agree at {top} "
-                                  f"but differ at {idx}: {ea} vs {eb}")
+        try:
+            self.monitor.check_log_matching(self.nodes)
+        except InvariantViolation as e:
+            self.fail(str(e))
 
     # ---- the run -------------------------------------------------------------------------
     def step(self, faults: bool, clients: bool) -> None:
@@ -456,7 +412,6 @@ class Simulation:
         for i, n in sorted(self.nodes.items()):
             if not n.alive and i not in self.removed:
                 n.restart()
-                self.checked_applied[i] = 0
         saved = (p.loss, p.dup)
         p.loss, p.dup = 0.0, 0.0
         try:
@@ -488,7 +443,7 @@ class Simulation:
 
     def trace_digest(self) -> str:
         h = hashlib.blake2b(repr(self.trace).encode(), digest_size=16)
-        h.update(repr(sorted(self.committed.items())).encode())
+        h.update(repr(sorted(self.monitor.committed.items())).encode())
         return h.hexdigest()
 
 

@@ -45,6 +45,7 @@ class SimNode:
         self.results: dict[str, object] = {}    # op id -> outcome, filled on apply
         self.applied: list[tuple] = []     # (index, term, data) since boot; term None = snapshot
         self.read_states: list[ReadState] = []
+        self.boots = 0                          # how many times restart() ran
         self.restart()
 
     @property
@@ -56,6 +57,7 @@ class SimNode:
         self.kv, self.results, self.applied, self.read_states = {}, {}, [], []
 
     def restart(self) -> None:
+        self.boots += 1
         d = self.disk
         self.raft = RawNode(Config(id=self.id, rng=self.rng, **self.cfg_kwargs),
                             conf=d.boot_conf(), hard_state=d.hard_state, snapshot=d.snapshot,

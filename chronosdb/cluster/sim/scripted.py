@@ -5,6 +5,7 @@ Messages wait in one FIFO queue until ``deliver`` is called; ``drop``, ``partiti
 the small command language of tests/raft/testdata/*.txt and returns the transcript:
 
     add-nodes 3 [pre_vote=false check_quorum=false ...]   nodes 1..3, all voters
+    set-log 1 1 1 2 [term=3]   node 1's log gets entries of terms 1,1,2 (restarted from it)
     join 4                     a fresh node with the leader's membership (to add as learner)
     campaign 1 | propose 1 data | propose-conf 1 add-voter|add-learner|remove 4
     transfer 1 2 | read-index 2 ctx | compact 1 [index]
@@ -15,6 +16,9 @@ the small command language of tests/raft/testdata/*.txt and returns the transcri
     isolate 1 | heal
     crash 3 | restart 3        restart loses whatever the node did not persist
     status [ids] | log 1 | reads 2 | kv 1
+
+After every command the safety monitor (sim.invariants) runs; a broken invariant prints a
+"VIOLATION: ..." line into the transcript.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import shlex
 
 from chronosdb.cluster.raft.types import (
     ConfChange, ConfChangeKind, ConfState, Entry, EntryKind, Message, MsgType, RaftError)
+from chronosdb.cluster.sim.invariants import InvariantViolation, SafetyMonitor
 from chronosdb.cluster.sim.node import SimNode
 
 __all__ = ["ScriptedCluster", "format_message", "format_entry", "ScriptError"]
@@ -87,6 +92,8 @@ class ScriptedCluster:
         self.groups: list[set[int]] | None = None      # partition; None = fully connected
         self.cfg_kwargs: dict = {}
         self.out: list[str] = []
+        self.monitor = SafetyMonitor()
+        self.violations: list[str] = []
 
     # ---- building ------------------------------------------------------------------------
     def add_nodes(self, n: int, compact_every: int = 0, **cfg) -> None:
@@ -186,7 +193,30 @@ class ScriptedCluster:
             self.out.append(f"error: {e}")
         except (ValueError, IndexError, KeyError) as e:
             raise ScriptError(f"bad scenario line {line!r}: {e!r}") from None
+        self.check()
         return self.out
+
+    def check(self) -> None:
+        """Run the safety monitor; a violation is printed (and kept in ``violations``)."""
+        try:
+            self.monitor.check(self.nodes)
+            self.monitor.check_log_matching(self.nodes)
+        except InvariantViolation as e:
+            self.violations.append(str(e))
+            self.out.append(f"VIOLATION: {e}")
+            self.monitor = SafetyMonitor()      # report each problem once, keep going
+
+    def set_log(self, node_id: int, terms: list[int], term: int) -> None:
+        """Give a node a log with these entry terms (data "t<term>i<index>") and restart it,
+        the way etcd's paper tests build the figures' starting states."""
+        from chronosdb.cluster.raft.types import HardState
+        n = self.nodes[node_id]
+        n.disk.entries = [Entry(t, k + 1, EntryKind.NORMAL, f"t{t}i{k + 1}".encode())
+                          for k, t in enumerate(terms)]
+        n.disk.hard_state = HardState(term, 0, 0)
+        n.disk.snapshot = None
+        n.crash()
+        n.restart()
 
     def _dispatch(self, cmd: str, args: list[str]) -> None:
         node = lambda k: self.nodes[int(args[k])]     # noqa: E731
@@ -194,6 +224,10 @@ class ScriptedCluster:
             kw = dict(a.split("=", 1) for a in args[1:])
             compact_every = int(kw.pop("compact_every", 0))
             self.add_nodes(int(args[0]), compact_every, **{k: _parse_value(v) for k, v in kw.items()})
+        elif cmd == "set-log":
+            kw = dict(a.split("=", 1) for a in args[1:] if "=" in a)
+            terms = [int(a) for a in args[1:] if "=" not in a]
+            self.set_log(int(args[0]), terms, int(kw.get("term", max(terms, default=0))))
         elif cmd == "join":
             self.join(int(args[0]))
         elif cmd == "campaign":
