@@ -142,7 +142,7 @@ CONSOLE_FILES = StaticTree(ASSET_DIR)
 async def handle_console(server, req) -> Response:
     _require_get(req)
     path = req.path
-    if path in ("/", "/console/"):
+    if path in ("/", "/console", "/console/"):
         rel = "index.html"
     else:
         rel = safe_relative_path(path[len("/console/"):], CONTENT_TYPES)
@@ -238,6 +238,7 @@ class DocsSite:
         self.root = root
         self.files = StaticTree(root)  # images and other non-Markdown files
         self._cache: dict[str, tuple[tuple[int, int], str, str]] = {}
+        self._titles: dict[str, tuple[tuple[int, int], str]] = {}
         self._lock = threading.Lock()
 
     def pages(self) -> list[tuple[str, str]]:
@@ -247,8 +248,24 @@ class DocsSite:
             rel = path.relative_to(self.root).as_posix()[:-3]
             if any(part.startswith(".") for part in rel.split("/")):
                 continue
-            out.append((rel, self._load(rel)[0]))
+            out.append((rel, self._title(rel, path)))
         return out
+
+    def _title(self, page: str, path: Path) -> str:
+        """The doc's title for the sidebar, without rendering it (cached with the page)."""
+        with self._lock:
+            hit = self._titles.get(page)
+        try:
+            st = path.stat()
+        except OSError:
+            return page
+        stamp = (st.st_mtime_ns, st.st_size)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        title = doc_title(path.read_text(encoding="utf-8"), page)
+        with self._lock:
+            self._titles[page] = (stamp, title)
+        return title
 
     def _load(self, page: str) -> tuple[str, str] | None:
         """(title, body html) of ``page``, or None when there is no such doc."""
