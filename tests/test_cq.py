@@ -357,3 +357,11 @@ def test_catch_up_is_bounded(data_dir):
     assert (out.start, out.end) == (T0 + 45 * M, T0 + H)
     assert MAX_CATCHUP_WINDOWS >= 1000
     engine.close()
+
+
+def test_the_statement_cache_does_not_skip_the_for_check():
+    ok = "CREATE CONTINUOUS QUERY c ON db RESAMPLE FOR 10m BEGIN SELECT mean(v) INTO m FROM cpu GROUP BY time(5m) END"
+    bad = ok.replace("time(5m)", "time(20m)")
+    assert parse(ok) == parse(ok)  # the shape is cached now
+    with pytest.raises(ParseError, match="must be a minimum of 20m, got 10m"):
+        parse(bad)

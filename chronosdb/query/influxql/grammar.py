@@ -587,9 +587,8 @@ def cq_group_by_interval(select: ast.SelectStatement) -> int | None:
 
 
 def _create_cq(s, loc, t):
-    # InfluxDB 1.x rejects these at parse time (HTTP 400), so we do too. The checks that depend
-    # on literal values (FOR against the interval) are repeated by the CQ service, because a
-    # cached statement shape re-binds durations without running this action again.
+    # InfluxDB 1.x rejects these at parse time (HTTP 400), so we do too. The CQ service repeats
+    # the checks (statements may reach it without this parser).
     select = _g(t, "select")
     if select.into is None:
         m = _FROM_AT.search(s, _g(t, "select_at"))
@@ -598,6 +597,12 @@ def _create_cq(s, loc, t):
     if interval is None:
         raise pp.ParseFatalException(s, _g(t, "end_at"), f"found {_found(s, _g(t, 'end_at'))}, expected GROUP BY time(...)")
     every, for_ = _g(t, "every"), _g(t, "for")
+    # The interval is checked against FOR here, so the statement cache must not re-bind it:
+    # unrecorded, its token is "fixed" (a cached shape is reused only for the same interval).
+    if _recording is not None:
+        for d in select.dimensions:
+            if isinstance(d, ast.Call) and d.name == "time" and d.args:
+                _recording.pop(id(d.args[0]), None)
     if for_ is not None and for_ < interval:
         raise pp.ParseFatalException(
             s, _g(t, "for_at", loc), "FOR duration must be >= GROUP BY time duration: must be a minimum of "
