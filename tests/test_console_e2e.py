@@ -388,3 +388,39 @@ def test_pure_modules_in_the_browser(page):
     assert r["tokens"] == ["keyword", "ident", "operator", "number", "keyword", "regex", "keyword",
                            "ident", "operator", "regex"]
     json.dumps(r)
+
+
+def test_a_live_query_stops_with_the_servers_message_when_its_key_is_revoked(browser, server):
+    status, made = server.json("POST", "/api/keys", json.dumps({"database": "db", "scope": "read"}).encode())
+    assert status == 201
+    ctx = browser.new_context()
+    pg = ctx.new_page()
+    pg.goto(server_url(server, "/"))
+    pg.fill("#login-key", made["key"])
+    pg.click("#login-form button")
+    pg.wait_for_selector("#q-editor textarea")
+    pg.select_option("#q-db", "db")
+    pg.fill("#q-editor textarea", "SELECT usage FROM cpu WHERE host = 'nobody'")
+    pg.check("#q-live")
+    wait_js(pg, "document.querySelector('#q-live-status').textContent.includes('live (open)')")
+    assert server.request("DELETE", f"/api/keys/{made['id']}")[0] == 204
+    wait_js(pg, "document.querySelector('#q-msg').textContent.includes('Live query stopped')")
+    assert "revoked" in pg.inner_text("#q-msg")
+    assert not pg.is_checked("#q-live")
+    # the next request is refused and the console asks for a key again
+    pg.click("#nav a[data-page='browse']")
+    pg.wait_for_selector("#login:not([hidden])")
+    assert "refused" in pg.inner_text("#login-error")
+    ctx.close()
+
+
+def test_times_follow_the_chosen_time_zone(page):
+    run_query(page, "SELECT usage FROM cpu WHERE host = 'a' LIMIT 1")
+    page.wait_for_selector("#q-results tbody tr")
+    t_utc = page.inner_text("#q-results tbody td >> nth=0")
+    page.select_option("#q-tz", "Asia/Tokyo")  # UTC+9, no daylight saving
+    wait_js(page, f"document.querySelector('#q-results tbody td').innerText !== {json.dumps(t_utc)}")
+    t_tokyo = page.inner_text("#q-results tbody td >> nth=0")
+    h_utc, h_tokyo = int(t_utc.split(", ")[1][:2]), int(t_tokyo.split(", ")[1][:2])
+    assert (h_tokyo - h_utc) % 24 == 9
+    assert t_utc.split(", ")[1][2:] == t_tokyo.split(", ")[1][2:]  # same minutes and seconds
