@@ -50,7 +50,7 @@ from chronosdb.cluster.meta import MetaState
 from chronosdb.cluster.raft.core import Config, RawNode
 from chronosdb.cluster.raft.storage import RaftStorage
 from chronosdb.cluster.raft.types import (
-    ConfChange, ConfState, EntryKind, Message, NotLeader, RaftError, Role, Snapshot,
+    ConfChange, ConfChangeKind, ConfState, Entry, EntryKind, HardState, Message, NotLeader, RaftError, Role, Snapshot,
     message_from_wire, message_to_wire)
 from chronosdb.cluster.transport import Transport
 from chronosdb.model.errors import ChronosError
@@ -80,8 +80,11 @@ class RaftNode:
     """One member of the metadata Raft group.
 
     ``transport`` must be started already; this node takes over its ``on_message``. ``conf`` is
-    the initial membership for a brand-new cluster (ignored once storage holds a snapshot, whose
-    membership wins). ``rng`` seeds election timeouts and request nonces.
+    the founding membership: on first start (empty storage) a founder writes it into its log as
+    committed conf-change entries (see ``_bootstrap_log``); every founder must pass the same
+    conf. A node joining an existing cluster passes ``ConfState()`` and learns the membership
+    from the leader's log. Once storage holds anything, ``conf`` is ignored. ``rng`` seeds
+    election timeouts and request nonces.
     """
 
     def __init__(self, node_id: int, storage: RaftStorage, transport: Transport, state: MetaState,
@@ -109,6 +112,7 @@ class RaftNode:
         self._reads: dict[bytes, asyncio.Future] = {}        # context -> future of read index
         self._waiting_apply: list[tuple[int, asyncio.Future]] = []
         self._snapshot_index = 0
+        self.snapshots_installed = 0              # snapshots received from a leader
         self._stopped = False
         self._io: asyncio.Future | None = None   # the storage call running in a worker thread
         transport.on_message = self._on_transport_message
@@ -117,7 +121,11 @@ class RaftNode:
 
     async def start(self) -> None:
         hs, snap, entries = await asyncio.to_thread(self.storage.load)
-        conf = self.conf
+        if snap is None and not entries and hs == HardState() and self.conf.voters:
+            hs, entries = self._bootstrap_log(self.conf)
+            await asyncio.to_thread(self.storage.save, hs, entries)
+        # Membership comes from the log (bootstrap entries) or the snapshot, never from memory.
+        conf = ConfState()
         applied = 0
         if snap is not None:
             self.state = MetaState.restore(snap.data)
@@ -129,6 +137,17 @@ class RaftNode:
                            applied=applied)
         self._sync_peers()
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"raft-node-{self.id}")
+
+    @staticmethod
+    def _bootstrap_log(conf: ConfState) -> tuple[HardState, list[Entry]]:
+        """The log every founding member starts with: one committed ADD_VOTER (then
+        ADD_LEARNER) entry per initial member, at term 1. Being identical on every founder,
+        it is a valid shared prefix; a node that joins later replays it like any entry, so
+        membership is always a function of the log (as in etcd's bootstrap)."""
+        changes = [ConfChange(ConfChangeKind.ADD_VOTER, v) for v in sorted(conf.voters)]
+        changes += [ConfChange(ConfChangeKind.ADD_LEARNER, n) for n in sorted(conf.learners)]
+        entries = [Entry(1, i, EntryKind.CONF_CHANGE, cc.encode()) for i, cc in enumerate(changes, 1)]
+        return HardState(term=1, vote=0, commit=len(entries)), entries
 
     async def stop(self) -> None:
         """Stop the loop, fail what is pending, close the storage. The transport stays open
@@ -197,6 +216,7 @@ class RaftNode:
             "id": self.id, "role": Role(raw.role).name.lower(), "leader": raw.leader_id,
             "term": raw.term, "commit": raw.commit_index, "applied": raw.applied_index,
             "last_index": raw.last_index, "snapshot_index": self._snapshot_index,
+            "snapshots_installed": self.snapshots_installed,
             "voters": list(cs.voters), "learners": list(cs.learners),
             "members": [{"id": m.node_id, "rpc": m.rpc_address, "http": m.http_address}
                         for m in self.state.member_list()],
@@ -330,6 +350,7 @@ class RaftNode:
         if rd.snapshot is not None:
             self.state = MetaState.restore(rd.snapshot.data)
             self._snapshot_index = rd.snapshot.index
+            self.snapshots_installed += 1
             self._sync_peers()
         applied = None
         for e in rd.committed_entries:
