@@ -332,6 +332,15 @@ def test_status_page_shows_live_metrics(page, server, shots):
     wait_js(page, "/^[0-9.]+$/.test(document.querySelector(\".tile[data-metric='points/s'] .value\").innerText)",
                            timeout=20000)
     assert page.inner_text(".tile[data-metric='queries/s'] .value").replace(".", "").isdigit()
+    # writes show up as a positive points/s rate on a later refresh
+    deadline = time.monotonic() + 20
+    t = time.time_ns()
+    while float(page.inner_text(".tile[data-metric='points/s'] .value")) <= 0:
+        assert time.monotonic() < deadline, "points/s never rose above 0 while points were written"
+        t += 10**9
+        body = "\n".join(f"mem,host=s{i} used={i} {t}" for i in range(50))
+        assert server.write(body.encode())[0] == 204
+        page.wait_for_timeout(250)
     page.screenshot(path=os.path.join(shots, "status.png"))
 
 

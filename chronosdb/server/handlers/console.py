@@ -227,7 +227,7 @@ def render_markdown(text: str, page: str) -> str:
 def doc_title(text: str, fallback: str) -> str:
     for line in text.splitlines():
         if line.startswith("# "):
-            return line[2:].strip()
+            return line[2:].strip().replace("`", "")  # the sidebar shows plain text
     return fallback
 
 
