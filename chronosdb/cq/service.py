@@ -201,8 +201,12 @@ class ContinuousQueryService:
             ran = []
             for q in self.store.list():
                 key = (q.database, q.name)
-                stmt = self._statement(q)
-                timing = timing_of(stmt)
+                try:
+                    stmt = self._statement(q)
+                    timing = timing_of(stmt)
+                except Exception:  # a definition this version cannot read must not stop the others
+                    log.exception("continuous query %s on %s cannot be scheduled", q.name, q.database)
+                    continue
                 last_run, last_end = self.run_state.state.setdefault(key, [first_last_run(q.created, timing), None])
                 plan = plan_run(timing, now, last_run, last_end, self.max_catchup_windows)
                 if plan is None:
