@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl
-from collections.abc import AsyncIterator
 
 from chronosdb.client import api, protocol
 from chronosdb.client.errors import ChronosDBError, ConnectionFailed, ServerError
@@ -137,6 +136,39 @@ class _HttpConnection:
             self.writer.close()
         except RuntimeError:  # the loop is already closed
             pass
+
+
+class AsyncStream:
+    """An async iterator of StreamEvent that can also be awaited (to connect and subscribe)."""
+
+    def __init__(self, events):
+        self._events = events      # async generator; its first item (None) marks "subscribed"
+        self._subscribed = False
+
+    async def _subscribe(self) -> "AsyncStream":
+        if not self._subscribed:
+            await self._events.__anext__()
+            self._subscribed = True
+        return self
+
+    def __await__(self):
+        return self._subscribe().__await__()
+
+    def __aiter__(self) -> "AsyncStream":
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        await self._subscribe()
+        return await self._events.__anext__()
+
+    async def aclose(self) -> None:
+        await self._events.aclose()
+
+    async def __aenter__(self) -> "AsyncStream":
+        return await self._subscribe()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
 
 
 class AsyncClient:
@@ -291,13 +323,21 @@ class AsyncClient:
 
     def stream(self, q: str, database: str | None = None, history: bool = False,
                partial: bool = False, last_event_id: str | None = None, *,
-               rp: str | None = None, epoch: str | None = None) -> AsyncIterator[StreamEvent]:
-        """An async iterator of StreamEvent; reconnects as sync.Client.stream does."""
+               rp: str | None = None, epoch: str | None = None) -> "AsyncStream":
+        """An async iterator of StreamEvent; reconnects as sync.Client.stream does.
+
+        ``async for ev in client.stream(q)`` connects on the first iteration;
+        ``s = await client.stream(q)`` connects (raising a 4xx at once) and returns once the
+        server has subscribed the stream, so every point written after that is delivered.
+        Close it with ``await s.aclose()`` or ``async with``.
+        """
         db = api.need_database(database, self.database, "stream()")
-        return self._stream(q, db, history, partial, last_event_id, rp, epoch)
+        return AsyncStream(self._stream(q, db, history, partial, last_event_id, rp, epoch))
 
     async def _stream(self, q, db, history, partial, last_id, rp, epoch):
+        """The stream as an async generator whose first item is None, yielded once subscribed."""
         failures = 0
+        subscribed = False
         while True:
             call = protocol.stream_call(q, db, rp, epoch, history, partial, last_id)
             conn = None
@@ -312,6 +352,9 @@ class AsyncClient:
                         if not protocol.retryable_status(status):
                             protocol.check(status, body)
                         raise ServerError(protocol.error_message(status, body), status)
+                    if not subscribed:
+                        subscribed = True
+                        yield None
                     parser = SseParser()
                     while True:
                         chunk = await asyncio.wait_for(conn.read_some(), self.stream_idle_timeout)

@@ -218,14 +218,19 @@ class Client:
         A dropped connection is reopened with ``Last-Event-ID`` set to the last id received, so
         no point is missed or repeated; after ``stream_reconnects`` failed attempts in a row it
         raises ConnectionFailed. An ``error`` event raises StreamError with the server's message;
-        a 4xx before the stream starts raises at once. Close the iterator (``.close()``, or
-        leave a ``for`` loop) to end the stream.
+        a 4xx before the stream starts raises here, at once. When this returns the server has
+        subscribed the stream: every point written from then on will be delivered. Close the
+        iterator (``.close()``) to end the stream.
         """
         db = api.need_database(database, self.database, "stream()")
-        return self._stream(q, db, history, partial, last_event_id, rp, epoch)
+        events = self._stream(q, db, history, partial, last_event_id, rp, epoch)
+        next(events)  # connected and subscribed: points written from now on are delivered
+        return events
 
     def _stream(self, q, db, history, partial, last_id, rp, epoch) -> Iterator[StreamEvent]:
+        """The stream as a generator whose first item is None, yielded once subscribed."""
         failures = 0
+        subscribed = False
         while True:
             call = protocol.stream_call(q, db, rp, epoch, history, partial, last_id)
             conn = self._new_connection(self.stream_idle_timeout)
@@ -237,6 +242,9 @@ class Client:
                         if not protocol.retryable_status(r.status):
                             protocol.check(r.status, body)
                         raise ServerError(protocol.error_message(r.status, body), r.status)
+                    if not subscribed:
+                        subscribed = True
+                        yield None
                     parser = SseParser()
                     while True:
                         chunk = r.read1(65536)
