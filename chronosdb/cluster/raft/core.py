@@ -322,11 +322,13 @@ class RawNode:
         else:
             self._voters.discard(n)
             self._learners.discard(n)
+        added = False
         if n in self._voters or n in self._learners:
             pr = self.prs.get(n)
             if pr is None:
                 pr = self.prs[n] = Progress(self.log.last_index + 1, self.cfg.max_inflight)
                 pr.recent_active = True
+                added = True
                 if n == self._id:
                     pr.match = self.log.stable
             pr.is_learner = n in self._learners
@@ -339,6 +341,8 @@ class RawNode:
                 self._become_follower(self._term, 0)    # removed (or demoted): hand over
             elif self._maybe_commit():
                 self._bcast_append()
+            elif added and n != self._id:
+                self._send_append(n)        # start bringing the new member up to date now
         elif self._role in (Role.FOLLOWER, Role.LEARNER):
             self._role = self._follower_role()
         elif not self._promotable():
@@ -372,7 +376,8 @@ class RawNode:
                  for n in self._voters if n in self.prs]
         if len(ticks) < len(self._voters):
             return False
-        return self._now - committed_index(ticks) < self.cfg.election_tick - 1
+        acked = committed_index(ticks)      # newest tick a quorum has echoed (-1: none yet)
+        return acked >= 0 and self._now - acked < self.cfg.election_tick - 1
 
     def transfer_leadership(self, to: int) -> None:
         if to not in self._voters:
