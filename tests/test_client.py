@@ -402,6 +402,7 @@ def test_retries_on_503_only_for_idempotent_calls(srv, db):
 
 def test_retries_across_a_server_restart(tmp_path):
     s = ServerProcess(str(tmp_path / "data")).start()
+    s2 = ServerProcess(s.data_dir, port=s.port)
     try:
         c = Client(f"http://127.0.0.1:{s.port}", s.admin_key, "db", retries=0)
         c.create_database("db")
@@ -410,7 +411,6 @@ def test_retries_across_a_server_restart(tmp_path):
         with pytest.raises(ConnectionFailed, match="ConnectionRefused"):
             c.write([("m", None, {"v": 2.0}, 2)])
         # Restart on the same port from another thread while the client is retrying.
-        s2 = ServerProcess(s.data_dir, port=s.port)
         t = threading.Thread(target=s2.start)
         c.retries, c.backoff = 12, 0.05
         t.start()
@@ -420,9 +420,10 @@ def test_retries_across_a_server_restart(tmp_path):
             t.join()
         assert [r["v"] for r in c.query("SELECT v FROM m").rows()] == [1.0, 2.0]
         c.close()
-        s2.stop()
+        assert s2.stop() == 0
     finally:
         s.kill()
+        s2.kill()
 
 
 def test_stale_keepalive_connection_is_replaced(srv, db):
