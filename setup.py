@@ -3,16 +3,21 @@
 Every ``chronosdb/ext/*.pyx`` becomes the extension ``chronosdb.ext.<name>``, compiled against
 numpy and the C helpers in ``include/``.
 
+The build also copies docs/ into the package as ``chronosdb/_docs`` (the server renders them
+at /docs), so a non-editable install carries them.
+
 Knobs (environment variables):
   CHRONOSDB_DEBUG=1      annotate HTML, line tracing, C asserts on, -O0 -g (a debug build)
   CHRONOSDB_ONLY=a,b     build only these modules (used while one module is being edited)
 """
 import glob
 import os
+import shutil
 
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
 
 DEBUG = os.environ.get("CHRONOSDB_DEBUG") == "1"
 ONLY = {m for m in os.environ.get("CHRONOSDB_ONLY", "").split(",") if m}
@@ -48,6 +53,20 @@ directives = {
 if DEBUG:
     directives["linetrace"] = True
 
+
+
+class build_py_with_docs(build_py):
+    """Also copy docs/ into the built package as chronosdb/_docs (served at /docs)."""
+
+    def run(self):
+        super().run()
+        if os.path.isdir("docs"):
+            target = os.path.join(self.build_lib, "chronosdb", "_docs")
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree("docs", target, ignore=shutil.ignore_patterns(".*", "*.tmp"))
+
+
 setup(
     ext_modules=cythonize(extensions, compiler_directives=directives, annotate=DEBUG),
+    cmdclass={"build_py": build_py_with_docs},
 )
