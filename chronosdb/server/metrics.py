@@ -7,6 +7,7 @@ from the engine when scraped, so they are never stale and cost nothing between s
 from __future__ import annotations
 
 import bisect
+import os
 import threading
 
 # Bucket bounds in seconds: sub-millisecond resolution for the fast paths, up to 10 s.
@@ -37,7 +38,18 @@ HELP = {
     "subscription_write_failures_total": ("counter", "Failed sends to a subscription destination (retried unless refused)"),
     "subscription_bodies_dropped_total": ("counter", "Write bodies dropped because a destination's queue was full"),
     "subscription_queue_depth": ("gauge", "Write bodies waiting in a subscription destination's queue"),
+    "queries_inline_total": ("counter", "Queries answered on the event loop (their shape runs fast)"),
+    "queries_inline_over_budget_total": ("counter", "Inline queries that ran past the budget and started over in the pool"),
 }
+
+
+def _resident_memory_bytes() -> int | None:
+    """This process's resident set size, from /proc (Linux); None elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _route(path: str) -> str:
@@ -128,4 +140,9 @@ class Metrics:
                 out.append(f"# HELP chronosdb_{name} {text}")
                 out.append(f"# TYPE chronosdb_{name} {kind}")
                 out.append(f"chronosdb_{name} {value}")
+        rss = _resident_memory_bytes()
+        if rss is not None:
+            out.append("# HELP process_resident_memory_bytes Resident memory of the server process")
+            out.append("# TYPE process_resident_memory_bytes gauge")
+            out.append(f"process_resident_memory_bytes {rss}")
         return ("\n".join(out) + "\n").encode()
