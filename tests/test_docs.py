@@ -157,3 +157,36 @@ def test_quickstart_has_the_readme_commands_verbatim():
         quickstart = f.read()
     for cmd in commands:
         assert cmd in quickstart, f"quickstart.md lacks the README command {cmd!r}"
+
+
+def _operations_text() -> str:
+    with open(os.path.join(DOCS, "operations.md"), encoding="utf-8") as f:
+        return f.read()
+
+
+def test_operations_config_example_is_a_valid_config(tmp_path):
+    from chronosdb.server.config import ServerConfig
+
+    fences = [t.content for t in MD.parse(_operations_text()) if t.type == "fence" and t.info == "toml"]
+    assert fences, "operations.md should show a TOML configuration"
+    path = tmp_path / "chronosdb.toml"
+    path.write_text(fences[0])
+    ServerConfig.from_sources(None, str(path))  # raises ConfigError naming a wrong key or value
+
+
+def test_operations_documents_every_setting_and_serve_flag():
+    import inspect
+
+    from chronosdb.cli.main import build_parser
+    from chronosdb.server import config
+
+    text = _operations_text()
+    # The TOML keys the config accepts: the `known` set in ServerConfig._apply.
+    known = re.search(r"known = \{([^}]*)\}", inspect.getsource(config.ServerConfig._apply))
+    keys = re.findall(r'"([a-z-]+)"', known.group(1))
+    assert len(keys) >= 10
+    missing = [k for k in keys if f"`{k}`" not in text and f"`{k} =" not in text]
+    serve = build_parser()._subparsers._group_actions[0].choices["serve"]
+    flags = [opt for a in serve._actions for opt in a.option_strings if opt.startswith("--") and opt != "--help"]
+    missing += [f for f in flags if f"`{f}" not in text]
+    assert not missing, f"operations.md does not document: {missing}"
