@@ -179,6 +179,8 @@ class ScriptedCluster:
 
     def log_line(self, i: int) -> str:
         r = self.nodes[i].raft
+        if r is None:
+            return f"{i} log: CRASHED"
         return f"{i} log: " + (" ".join(format_entry(e) for e in r.log.entries) or "(empty)") + \
             (f"  (snapshot {r.log.snap_index}@{r.log.snap_term})" if r.log.snap_index else "")
 
