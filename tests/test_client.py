@@ -488,3 +488,53 @@ def test_stream_error_event_when_key_revoked(srv, client, db):
         client.revoke_key(k.id)
         with pytest.raises(StreamError, match="revoked"):
             next(it)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure parts: the SSE parser, the backoff rule, time conversion
+# ---------------------------------------------------------------------------------------------
+
+def test_sse_parser_any_chunking():
+    import random
+
+    stream = (b"id: 5\nevent: points\ndata: {\"series\":[]}\n\n"
+              b": heartbeat\n\n"
+              b"event: partial\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\n"
+              b"event: dropped\rdata: {\"missed\": 3}\r\r\n")  # a lone CR waits for a possible LF
+    want = [("points", "5", '{"series":[]}'), ("partial", None, '{"a":\n1}'),
+            ("dropped", None, '{"missed": 3}')]
+    rng = random.Random(1)
+    for _ in range(200):
+        p = protocol.SseParser()
+        got, i = [], 0
+        while i < len(stream):
+            n = rng.randint(1, 7)
+            got += p.feed(stream[i:i + n])
+            i += n
+        assert [(e.event, e.id, e.data) for e in got] == want
+        assert p.comments == 1
+
+
+def test_backoff_grows_with_jitter_and_is_capped():
+    import random
+
+    rng = random.Random(3)
+    for attempt in range(12):
+        d = min(protocol.MAX_BACKOFF_SECONDS, 0.2 * 2 ** attempt)
+        for _ in range(50):
+            assert d / 2 <= protocol.backoff_delay(attempt, 0.2, rng) <= d
+
+
+def test_time_forms_to_units():
+    from chronosdb.client.points import time_to_ns, to_units
+
+    assert time_to_ns("2020-09-13T12:26:40.123456789Z") == 1_600_000_000_123_456_789
+    assert time_to_ns("2020-09-13T14:26:40+02:00") == 1_600_000_000 * 10**9
+    assert time_to_ns(dt.datetime(2020, 9, 13, 12, 26, 40, 5)) == 1_600_000_000_000_005_000
+    assert time_to_ns(np.datetime64(1_600_000_000_123, "ms")) == 1_600_000_000_123_000_000
+    assert to_units("2020-09-13T12:26:40.999Z", 10**9, 0) == 1_600_000_000
+    assert to_units(None, 1000, 5_000_999) == 5000 and to_units(42, 10**9, 0) == 42
+    with pytest.raises(ValueError, match="RFC3339"):
+        time_to_ns("yesterday")
+    with pytest.raises(TypeError, match="not supported"):
+        to_units(1.5, 1, 0)
