@@ -31,9 +31,7 @@ def parse(text: str) -> list[tuple[list[str], str, list[str]]]:
                 comments, expected = [], []
             cmd = line[2:].strip()
         elif line.startswith("#") or not line.strip():
-            if cmd is not None and expected == [] and not comments and blocks is not None:
-                # a comment right after a command belongs before the next one
-                pass
+            # a comment ends the previous command's output and belongs before the next one
             if cmd is not None:
                 blocks.append((comments, cmd, expected))
                 comments, cmd, expected = [], None, []
