@@ -115,11 +115,11 @@ class FaultProxy:
                 break
             rest += chunk
         body = b'{"error":"injected failure"}'
+        with self._lock:
+            self.failed += 1  # counted before answering: the client may look right after
         client.sendall(b"HTTP/1.1 %d Injected\r\nContent-Type: application/json\r\n"
                        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
                        % (self._status, len(body), body))
-        with self._lock:
-            self.failed += 1
         client.close()
 
     @staticmethod

@@ -31,6 +31,7 @@ from chronosdb.ext import lpencode
 from chronosdb.ext.lineproto_ref import precision_multiplier
 from chronosdb.model.batch import FieldColumn, WriteBatch
 from chronosdb.model.fieldtype import FieldType
+from chronosdb.model.serieskey import make_key
 from chronosdb.model.strings import StringArray
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -87,6 +88,19 @@ def times_to_units(times, unit_ns: int) -> np.ndarray:
                     f"precision or datetime64")
 
 
+def _name(v) -> str:
+    """A measurement, tag key or tag value as str (bytes are UTF-8, anything else str())."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (bytes, bytearray)):
+        try:
+            return bytes(v).decode()
+        except UnicodeDecodeError:
+            raise ValueError(f"name {bytes(v)!r} is not valid UTF-8, which line protocol "
+                             f"requires") from None
+    return str(v)
+
+
 def _field_type(name, v) -> FieldType | None:
     if v is None:
         return None
@@ -126,13 +140,13 @@ class _RowCollector:
             raise ValueError("a point needs a measurement")
         if not isinstance(fields, Mapping) or not fields:
             raise ValueError(f"point of measurement {measurement!r} has no fields")
-        tag_items = tuple(sorted((str(k), str(v)) for k, v in (tags or {}).items() if v not in (None, "")))
+        tag_items = tuple(sorted((_name(k), _name(v)) for k, v in (tags or {}).items()
+                                 if v is not None and v != ""))
+        measurement = _name(measurement)
         kid = self.keys.get((measurement, tag_items))
         if kid is None:
-            from chronosdb.model.serieskey import make_key
-
             kid = self.keys[(measurement, tag_items)] = len(self.key_bytes)
-            self.key_bytes.append(make_key(str(measurement), dict(tag_items)))
+            self.key_bytes.append(make_key(_name(measurement), tag_items))
         tu = to_units(t, self.unit_ns, self.now_ns)
         added = False
         for name, v in fields.items():
@@ -202,13 +216,10 @@ def dataframe_bodies(df, measurement: str | None, tag_columns, time_column: str 
         if c in tag_columns or c == time_column:
             continue
         col = df[c]
-        if col.dtype == object:
-            if col.isna().any():
-                raise ValueError(f"DataFrame column {c!r} (strings) has missing values: line "
-                                 f"protocol has no null string; fill or drop them")
-            fields[str(c)] = col.to_numpy()
-        else:
-            fields[str(c)] = col.to_numpy()
+        if col.dtype == object and col.isna().any():
+            raise ValueError(f"DataFrame column {c!r} (strings) has missing values: line "
+                             f"protocol has no null string; fill or drop them")
+        fields[str(c)] = col.to_numpy()
     if not fields:
         raise ValueError("the DataFrame has no field columns (every column is a tag or the time)")
     yield from columnar_bodies((measurement, tags, times, fields), unit_ns, precision, batch_size)
