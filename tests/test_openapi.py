@@ -186,8 +186,6 @@ def test_server_conforms_to_the_document(case, api_server):
         _conforms_as_chunks(response)
 
 
-@pytest.mark.xfail(strict=False, reason="server bug: HEAD answers carry the GET body (protocol._send "
-                   "writes resp.body for HEAD), so a keep-alive client reads it as the next response")
 def test_head_answers_have_no_body(api_server):
     import socket
 

@@ -10,7 +10,7 @@ from chronosdb.model.errors import ChronosError
 
 VERSION_HEADER = "1.6.7-chronosdb"  # clients read the major.minor as the InfluxDB API level
 
-REASONS = {100: "Continue", 101: "Switching Protocols", 200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
+REASONS = {100: "Continue", 101: "Switching Protocols", 200: "OK", 204: "No Content", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized",
            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
            411: "Length Required", 413: "Request Entity Too Large", 414: "URI Too Long", 415: "Unsupported Media Type",
            422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",

@@ -260,7 +260,7 @@ class HttpProtocol(asyncio.Protocol):
                 resp = Response.error(400, "a WebSocket answer needs an Upgrade: websocket request")
             keep = (item.keep_alive and not self.closing and not self.server.stopping
                     and self._upgrade_buffer is None)
-            await self._send(resp, keep_alive=keep)
+            await self._send(resp, keep_alive=keep, head_only=item.method == "HEAD")
             if not keep:
                 return
             if self.queue.empty() and not self._in_message:
@@ -283,7 +283,9 @@ class HttpProtocol(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.close()
 
-    async def _send(self, resp: Response, keep_alive: bool):
+    async def _send(self, resp: Response, keep_alive: bool, head_only: bool = False):
+        """Write one response. ``head_only`` (a HEAD request): the GET answer's headers, its
+        Content-Length included, and no body."""
         if self.closing or not await self._writable():
             aclose = getattr(resp.stream, "aclose", None)
             if aclose is not None:  # never started: let it release what it holds
@@ -299,6 +301,11 @@ class HttpProtocol(asyncio.Protocol):
             head.append(f"{k}: {v}")
         if not keep_alive:
             head.append("Connection: close")
+        if resp.stream is not None and head_only:
+            aclose = getattr(resp.stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            resp = Response(resp.status, b"", resp.content_type, resp.headers)
         if resp.stream is not None:
             head.append("Transfer-Encoding: chunked")
             self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
@@ -320,7 +327,8 @@ class HttpProtocol(asyncio.Protocol):
         else:
             if resp.status != 204 and resp.status != 304:
                 head.append(f"Content-Length: {len(resp.body)}")
-            self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + resp.body)
+            body = b"" if head_only else resp.body
+            self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
         if not keep_alive and not self.closing:
             self.closing = True
             if self._rejected and self.transport.can_write_eof():
