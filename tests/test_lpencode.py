@@ -292,3 +292,16 @@ def test_columns_bad_input():
         lpencode.encode_columns("m", None, t[:1], {"x": np.array([2**64 - 1], dtype=np.uint64)})
     with pytest.raises(TypeError, match="no line-protocol type"):
         lpencode.encode_columns("m", None, t, {"x": np.zeros(3, dtype="complex128")})
+
+
+def test_duplicates_resolve_like_the_engine():
+    # Same series+field+time: the later entry of a column wins, and across columns of one name
+    # (a type change inside the batch) the later column. Columns sharing a name and type too.
+    batch = WriteBatch([b"m", b"m,h=a"], [
+        FieldColumn(b"x", FieldType.FLOAT, [0, 0, 1], [1, 1, 1], [1.0, 2.0, 3.0]),
+        FieldColumn(b"x", FieldType.FLOAT, [0], [1], [4.0]),
+        FieldColumn(b"x", FieldType.INTEGER, [0, 0], [2, 1], [5, 6]),
+        FieldColumn(b"y", FieldType.BOOLEAN, [1], [1], [1]),
+    ])
+    want = b"m x=6i 1\nm x=5i 2\nm,h=a x=3,y=true 1\n"
+    assert lpencode.encode_batch(batch) == lpencode_ref.encode_batch(batch) == want

@@ -194,7 +194,8 @@ def batch_plan(batch: WriteBatch, precision: str = "ns"):
     ``rows`` saying where its value is, ``line_start[i]`` true where entry i opens a new line.
     """
     mult = precision_multiplier(precision)
-    cols_in = [c for c in batch.columns if len(c)]
+    present = [j for j, c in enumerate(batch.columns) if len(c)]
+    cols_in = [batch.columns[j] for j in present]
     if not cols_in:
         e = np.zeros(0, dtype=np.int64)
         return e, e, e, e, np.zeros(0, dtype=bool)
@@ -204,7 +205,7 @@ def batch_plan(batch: WriteBatch, precision: str = "ns"):
     lengths = [len(c) for c in cols_in]
     series = np.concatenate([c.series for c in cols_in]).astype(np.int64)
     times = np.concatenate([c.times for c in cols_in])
-    col_of = np.repeat(np.array([batch.columns.index(c) for c in cols_in], dtype=np.int64), lengths)
+    col_of = np.repeat(np.array(present, dtype=np.int64), lengths)
     nid = np.repeat(np.array([name_ids[c.name] for c in cols_in], dtype=np.int64), lengths)
     row_of = np.concatenate([np.arange(n, dtype=np.int64) for n in lengths])
     if len(batch.keys) and (series.min() < 0 or series.max() >= len(batch.keys)):
