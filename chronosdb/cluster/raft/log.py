@@ -50,6 +50,9 @@ class RaftLog:
         if self.committed > self.last_index:
             raise LogInvariantError(
                 f"hard state commit {committed} is beyond the last stored index {self.last_index}")
+        if applied > self.committed:
+            raise LogInvariantError(f"applied index {applied} is beyond the commit index "
+                                    f"{self.committed}")
         self.applied = max(applied, self.snap_index)
         self.applying = self.applied
         self.pending_snapshot: Snapshot | None = None   # received, not yet handed out/persisted
