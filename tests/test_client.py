@@ -329,6 +329,8 @@ def test_errors_carry_server_messages(srv, client, db):
 def test_bad_points_refused_before_sending(client):
     with pytest.raises(ValueError, match="nan"):
         client.write([("m", None, {"v": float("nan")}, 1)])
+    with pytest.raises(ValueError, match="outside int64"):
+        client.write([("m", None, {"v": 2**63}, 1)])
     with pytest.raises(ValueError, match="no field"):
         client.write([("m", None, {"v": None}, 1)])
     with pytest.raises(TypeError, match="write_lines"):

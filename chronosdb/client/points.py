@@ -169,7 +169,11 @@ class _RowCollector:
             if ft is FieldType.STRING:
                 values = StringArray.from_list(vs)
             else:
-                values = np.array(vs, dtype=ft.dtype)
+                try:
+                    values = np.array(vs, dtype=ft.dtype)
+                except OverflowError:
+                    raise ValueError(f"field {name!r}: an integer outside int64, which line "
+                                     f"protocol 1.x cannot carry") from None
             columns.append(FieldColumn(name, ft, s, ts, values))
         # Times are already in precision units: written verbatim.
         return lpencode.encode_batch(WriteBatch(self.key_bytes, columns), "ns")
