@@ -104,6 +104,8 @@ def run(stmt, engine, db, auth) -> dict:
         if e.status in (401, 403):
             raise
         raise StatementError(e.message) from None
-    raise StatementError(f"statement not supported yet: {type(stmt).__name__} "
-                         f"(this server executes database and retention policy statements; "
-                         f"queries arrive with the query engine)")
+    name = type(stmt).__name__
+    if "User" in name or "Grant" in name or "Privilege" in name or "Password" in name:
+        raise StatementError(f"statement not supported: {name} (this server has API keys, not "
+                             f"users: see /api/keys)")
+    raise StatementError(f"statement not supported: {name}")

@@ -349,7 +349,8 @@ async def handle_docs(server, req) -> Response:
         return conditional_response(req, f.body, f.etag, f.content_type)
     page = rest[:-3] if rest.endswith(".md") else rest
     if not page:  # the docs' front page: a README if there is one, else the architecture
-        page = "README" if (site.root / "README.md").is_file() else "architecture"
+        page = next((p for p in ("index", "README", "architecture") if (site.root / f"{p}.md").is_file()),
+                    "architecture")
     rel = safe_relative_path(page + ".md", (".md",))
     text = await server.run_blocking(site.render_page, rel[:-3]) if rel is not None else None
     if text is None:

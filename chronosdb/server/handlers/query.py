@@ -27,6 +27,8 @@ from chronosdb.ext import resultenc
 from chronosdb.model.errors import BadRequest
 from chronosdb.query import statements
 from chronosdb.query.influxql import ParseError, ast, parse_keyed
+from chronosdb.query.params import bind as bind_params
+from chronosdb.query.params import parse_params
 from chronosdb.query.results import EPOCHS
 from chronosdb.server.http.messages import HttpError, Response
 
@@ -125,6 +127,8 @@ async def handle_query(server, req) -> Response:
         stmts, shape = parse_keyed(q)
     except ParseError as e:
         raise BadRequest(f"error parsing query: {e}") from None
+    if "$" in q:  # bound parameters ($name) take their values from params={...}
+        stmts = bind_params(stmts, parse_params(params.get("params")))
     chunked = params.get("chunked", "").lower() == "true"
     chunk_size = DEFAULT_CHUNK_SIZE
     if chunked and params.get("chunk_size"):
