@@ -199,6 +199,13 @@ def test_write_dicts_every_type_and_hostile_names(client):
     assert r1["time"] == 2000 and r1["f"] == 0 and r1["b"] is False and r1["i"] is None
 
 
+def test_query_binds_params(client):
+    client.write([("pm", {"host": h}, {"v": i}, i) for h in ("a", "b") for i in range(5)])
+    res = client.query("SELECT v FROM pm WHERE host = $h AND v >= $min", epoch="ns",
+                       params={"h": "b", "min": 3})
+    assert [r["v"] for r in res.rows()] == [3, 4]
+
+
 def test_write_tuples_precision_and_time_forms(client):
     t0 = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)
     points = [
