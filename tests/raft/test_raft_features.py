@@ -393,3 +393,24 @@ def test_conf_change_encoding_and_errors():
 def test_config_errors(kw, msg):
     with pytest.raises(ValueError, match=msg):
         Config(rng=random.Random(0), **kw)
+
+
+def test_lease_is_not_trusted_for_the_rest_of_a_term_in_which_a_transfer_started():
+    c = make_cluster(3)
+    elect(c, 1)
+    c.run_command("crash 3")
+    r1 = raft(c, 1)
+    ticks(c, [1], 1)
+    assert r1.lease_read_ok()
+    r1.transfer_leadership(3)           # the target is down: the transfer will be abandoned
+    ticks(c, [1, 2], r1.cfg.election_tick + 2)
+    assert r1.role == Role.LEADER and r1.transferee == 0
+    assert not r1.lease_read_ok()       # voters may have been told to ignore their lease
+
+
+def test_an_append_whose_entries_do_not_follow_the_previous_index_is_dropped():
+    c = make_cluster(2, pre_vote=False, check_quorum=False)
+    r2 = raft(c, 2)
+    r2.step(Message(MsgType.APPEND, 1, 2, term=1, index=0, log_term=0,
+                    entries=(Entry(1, 1), Entry(1, 3))))
+    assert r2.last_index == 0 and not r2.ready().messages

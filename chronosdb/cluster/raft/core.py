@@ -156,6 +156,7 @@ class RawNode:
         self._randomized_timeout = self.cfg.election_tick + self._rng.randrange(
             self.cfg.election_tick)
         self._transferee = 0
+        self._transfer_this_term = False
         self._votes = {}
         self._reads = {}
         self._reads_waiting_commit = []
@@ -368,7 +369,9 @@ class RawNode:
         quorum), so if a quorum echoed a heartbeat sent at tick T, no other leader can exist
         before T + election_tick. One tick of margin is kept for clock skew.
         """
-        if self._role != Role.LEADER or not self.cfg.check_quorum or self._transferee:
+        if self._role != Role.LEADER or not self.cfg.check_quorum or self._transfer_this_term:
+            # A transfer lets voters ignore their lease (and a delayed TIMEOUT_NOW may still
+            # start a campaign later), so after one the lease proves nothing for this term.
             return False
         if self.log.term(self.log.committed) != self._term:
             return False        # our no-op is not committed: our commit index may be stale
@@ -394,6 +397,7 @@ class RawNode:
         if to == self._id or self._transferee == to or to not in self._voters:
             return
         self._transferee = to
+        self._transfer_this_term = True
         self._election_elapsed = 0      # the transfer gets one election timeout (§3.10)
         pr = self.prs[to]
         if pr.match == self.log.last_index:
@@ -726,6 +730,9 @@ class RawNode:
 
     def _handle_append(self, m: Message) -> None:
         lg = self.log
+        ents = m.entries
+        if ents and (ents[0].index != m.index + 1 or ents[-1].index != m.index + len(ents)):
+            return      # not a run of entries right after (log_term, index): malformed, drop
         if m.index < lg.committed:
             self._send(Message(MsgType.APPEND_RESP, self._id, m.frm, self._term,
                                index=lg.committed))
