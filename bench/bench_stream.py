@@ -8,9 +8,12 @@ are asyncio SSE clients in a *separate process* from the writers.
 1. Latency: N subscribers stream ``SELECT v FROM lat``; the writer posts one point at a time and
    notes when its /write returned 204; each subscriber notes when the point's event arrived. The
    difference (same host clock) is the delivery latency; p50/p99/max over all deliveries.
-2. Ingest: values/s of /write (bodies of 5000 lines, 2 writer connections) with no subscribers,
-   then with ``--idle`` idle subscribers (a measurement nobody writes) and ``--subscribers``
-   active ones (streaming everything written), and the ratio.
+2. Ingest: values/s of /write (bodies of 5000 lines over 100 hosts, 2 writer connections) with
+   no subscribers, then with ``--idle`` idle subscribers (a measurement nobody writes) and
+   ``--subscribers`` active ones, and the ratio — twice: active subscribers that each follow one
+   host (``WHERE host = 'hN'``: together they receive every point once, the dashboard case), and
+   active subscribers that each stream everything written (every point delivered
+   ``--subscribers`` times: a fan-out of 100x the ingest on the same cores).
 3. Stall: one subscriber opens a stream and stops reading; writers keep writing for
    ``--stall-seconds``; the server's RSS before and after (VmRSS) is printed.
 """
@@ -74,14 +77,20 @@ async def _sse(port: int, query: str, arrivals: list | None, ready: asyncio.Even
             buf = buf[-64:]
 
 
-def subscriber_main(port: int, active: int, idle: int, conn, latency: bool) -> None:
+def _active_query(i: int, latency: bool, per_host: bool) -> str:
+    if latency:
+        return "SELECT v FROM lat"
+    return f"SELECT v FROM load WHERE host = 'h{i % 100}'" if per_host else "SELECT v FROM load"
+
+
+def subscriber_main(port: int, active: int, idle: int, conn, latency: bool, per_host: bool) -> None:
     async def main():
         ready = asyncio.Event()
         counter = [0, active + idle]
         arrivals: list = []
-        tasks = [asyncio.create_task(_sse(port, "SELECT v FROM lat" if latency else "SELECT v FROM load",
+        tasks = [asyncio.create_task(_sse(port, _active_query(i, latency, per_host),
                                           arrivals if latency else None, ready, counter))
-                 for _ in range(active)]
+                 for i in range(active)]
         tasks += [asyncio.create_task(_sse(port, "SELECT v FROM nobody", None, ready, counter))
                   for _ in range(idle)]
         if not tasks:
@@ -96,9 +105,10 @@ def subscriber_main(port: int, active: int, idle: int, conn, latency: bool) -> N
     asyncio.run(main())
 
 
-def start_subscribers(port, active, idle, latency=False):
+def start_subscribers(port, active, idle, latency=False, per_host=False):
     parent, child = mp.Pipe()
-    p = mp.Process(target=subscriber_main, args=(port, active, idle, child, latency), daemon=True)
+    p = mp.Process(target=subscriber_main, args=(port, active, idle, child, latency, per_host),
+                   daemon=True)
     p.start()
     if not parent.poll(120):
         raise SystemExit("subscribers did not connect in time")
@@ -191,11 +201,12 @@ def main() -> None:
 
         # 2. ingest with and without subscribers
         base = ingest(srv.port, args.seconds)
-        p, c = start_subscribers(srv.port, args.subscribers, args.idle)
-        loaded = ingest(srv.port, args.seconds)
-        stop_subscribers(p, c)
-        print(f"ingest   none={base:,.0f} values/s  with {args.idle} idle + {args.subscribers} active="
-              f"{loaded:,.0f} values/s  ratio={loaded / base:.2f}")
+        for per_host, label in ((True, "one host each"), (False, "everything each")):
+            p, c = start_subscribers(srv.port, args.subscribers, args.idle, per_host=per_host)
+            loaded = ingest(srv.port, args.seconds)
+            stop_subscribers(p, c)
+            print(f"ingest   none={base:,.0f} values/s  with {args.idle} idle + {args.subscribers} "
+                  f"active ({label})={loaded:,.0f} values/s  ratio={loaded / base:.2f}", flush=True)
 
         # 3. a stalled subscriber
         s = socket.create_connection(("127.0.0.1", srv.port))
