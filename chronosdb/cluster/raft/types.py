@@ -115,13 +115,14 @@ class MsgType(IntEnum):
     VOTE_RESP = 3
     PRE_VOTE = 4            # term = the term the pre-candidate would campaign in (not adopted)
     PRE_VOTE_RESP = 5
-    HEARTBEAT = 6           # commit = min(leader commit, follower match); context = read round
-    HEARTBEAT_RESP = 7
+    HEARTBEAT = 6           # commit = min(leader commit, follower match); context = read round;
+                            # index = the leader's tick count when sent (echoed, for the lease)
+    HEARTBEAT_RESP = 7      # index and context echoed
     SNAPSHOT = 8            # InstallSnapshot: snapshot carries the state and membership
     TIMEOUT_NOW = 9         # leader transfer: campaign at once, ignoring the lease
     READ_INDEX = 10         # follower -> leader: a forwarded ReadIndex request (context)
     READ_INDEX_RESP = 11    # leader -> follower: index to wait for (context echoed)
-    TRANSFER_LEADER = 12    # follower -> leader: a forwarded transfer request (frm = target)
+    TRANSFER_LEADER = 12    # follower -> leader: a forwarded transfer request (index = target)
 
 
 @dataclass(frozen=True, slots=True)
