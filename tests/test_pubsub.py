@@ -187,14 +187,23 @@ def test_publish_hands_off_once_per_batch_not_per_subscriber():
 
     class CountingLoop:
         def call_soon_threadsafe(self, fn, *args):
-            calls.append(len(args[0]))
+            calls.append((fn, args))
 
     bus = Bus()
     loop = CountingLoop()
-    for _ in range(100):
-        bus.subscribe(SubscriptionFilter("db", measurement=b"cpu"), loop=loop)
+    subs = [bus.subscribe(SubscriptionFilter("db", measurement=b"cpu"), loop=loop) for _ in range(100)]
     bus.publish("db", "autogen", _batch(10))
-    assert calls == [100]
+    assert len(calls) == 1
+    # The loop has not run the hand-off yet: a second batch joins it, no second wake-up.
+    bus.publish("db", "autogen", _batch(10))
+    assert len(calls) == 1
+    fn, args = calls[0]
+    fn(*args)
+    assert all(s.delivered == 20 and len(s._queue) == 2 for s in subs)
+    # Equal filters share one matched part per batch.
+    assert len({id(s._queue[0]) for s in subs}) == 1
+    bus.publish("db", "autogen", _batch(10))
+    assert len(calls) == 2
 
 
 def _plan(q: str, fields=("value", "s")):

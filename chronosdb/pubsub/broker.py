@@ -31,10 +31,14 @@ import re
 import threading
 
 from chronosdb.model.batch import WriteBatch
-from chronosdb.pubsub.matcher import KeyInfo, SubscriptionFilter, key_mask, select_points
+from chronosdb.pubsub.matcher import KeyInfo, MatchedBatch, SharedBatch, SubscriptionFilter, match_keys
 
 OVERFLOW_POLICIES = ("notify", "disconnect")
 DEFAULT_MAX_POINTS = 100_000
+# Match plans cached per distinct keys list (see Bus._plan_for); batches with more keys than
+# this are matched afresh (hashing their keys would cost about as much as matching them).
+PLAN_CACHE_ENTRIES = 256
+PLAN_CACHE_MAX_KEYS = 10_000
 
 
 class SubscriptionClosed(Exception):
@@ -65,7 +69,7 @@ class Subscription:
         self.delivered = 0            # points handed to the queue, in total
         self.closed_reason: str | None = None
         self._queue: collections.deque[WriteBatch] = collections.deque()
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future | None = None   # the reader's, while it waits in get()
 
     # -- loop thread, called by the bus ------------------------------------------------------
     def _offer(self, batch: WriteBatch) -> tuple[int, int]:
@@ -78,12 +82,12 @@ class Subscription:
                 self.bus._closed_slow(self)
                 return 0, n
             self.missed += n
-            self._wake.set()
+            self._notify()
             return 0, n
         self._queue.append(batch)
         self.queued_points += n
         self.delivered += n
-        self._wake.set()
+        self._notify()
         return n, 0
 
     # -- the reader --------------------------------------------------------------------------
@@ -99,19 +103,55 @@ class Subscription:
             return ("batch", b)
         if self.closed_reason is not None:
             raise SubscriptionClosed(self.closed_reason)
-        self._wake.clear()
         return None
 
+    def drain(self, limit: int | None = None) -> list:
+        """Everything queued now, in order (at most ``limit`` batches): the items
+        ``get_nowait`` would return one by one; empty when nothing is queued. Raises
+        SubscriptionClosed only when nothing is left to read."""
+        out = []
+        while limit is None or len(out) < limit:
+            if not self.missed and not self._queue and out:
+                break
+            item = self.get_nowait()
+            if item is None:
+                break
+            out.append(item)
+        return out
+
+    def _notify(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
     async def get(self, timeout: float | None = None):
-        """Wait for the next item; None when ``timeout`` seconds pass with nothing."""
+        """Wait for the next item; None when ``timeout`` seconds pass with nothing.
+        (A bare future and a timer handle: cheaper per wake-up than ``asyncio.wait_for``,
+        which starts a task each time.)"""
         item = self.get_nowait()
         if item is not None:
             return item
+        waiter = self._waiter = self.loop.create_future()
+        timer = None
+        if timeout is not None:
+            timer = self.loop.call_later(timeout, _expire, waiter)
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
-        except asyncio.TimeoutError:
-            return None
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
         return self.get_nowait()
+
+    async def get_many(self, timeout: float | None = None, limit: int | None = None) -> list:
+        """Wait for items, then take everything queued (``drain``); [] on timeout."""
+        out = self.drain(limit)
+        if out:
+            return out
+        first = await self.get(timeout)
+        if first is None:
+            return []
+        return [first] + (self.drain(None if limit is None else limit - 1) if limit != 1 else [])
 
     def close(self, reason: str = "closed") -> None:
         """End the subscription (idempotent). Call on the loop thread."""
@@ -120,7 +160,7 @@ class Subscription:
             self._queue.clear()
             self.queued_points = 0
             self.bus._remove(self)
-            self._wake.set()
+            self._notify()
 
 
 class Bus:
@@ -136,6 +176,10 @@ class Bus:
         self._count = 0
         self._keys = KeyInfo()
         self.published_batches = 0
+        self._version = 0                      # bumped by every (un)subscribe: plans go stale
+        self._plans: dict[tuple, tuple] = {}
+        self._pending_lock = threading.Lock()
+        self._pending: dict[asyncio.AbstractEventLoop, list] = {}
 
     @property
     def subscriber_count(self) -> int:
@@ -152,6 +196,7 @@ class Bus:
             else:
                 self._scanning = {**self._scanning, flt.db: self._scanning.get(flt.db, ()) + (sub,)}
             self._count += 1
+            self._version += 1
         self._metric("pubsub_subscribers", 1)
         return sub
 
@@ -176,6 +221,7 @@ class Bus:
                     index.pop(flt.db, None)
                 self._scanning = index
             self._count -= 1
+            self._version += 1
         self._metric("pubsub_subscribers", -1)
 
     def _closed_slow(self, sub: Subscription) -> None:
@@ -203,32 +249,73 @@ class Bus:
         has_exact = any(k[0] == db for k in self._by_measurement) if self._by_measurement else False
         if not scanning and not has_exact:
             return
-        infos = [self._keys.get(k) for k in batch.keys]
-        measurements = {m for m, _t in infos}
-        subs = self.candidates(db, measurements)
-        if not subs:
+        plan = self._plan_for(db, rp, batch)
+        if not plan:
             return
         self.published_batches += 1
-        # Subscribers with an equal filter (same query) share one match.
-        matched: dict[SubscriptionFilter, WriteBatch | None] = {}
+        shared = SharedBatch(batch, plan[0][3])
+        # One MatchedBatch per distinct filter: subscribers with an equal filter get the same
+        # object (the stream formatter reuses its encoded rows across them).
         by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+        for _flt, key_idx, subs, _infos in plan:
+            part = MatchedBatch(shared, key_idx)
+            for sub in subs:
+                by_loop.setdefault(sub.loop, []).append((sub, part))
+        for loop, items in by_loop.items():
+            self._hand_off(loop, items)
+
+    def _plan_for(self, db: str, rp: str, batch: WriteBatch) -> list:
+        """[(filter, matched key indices, subscribers, key infos)] for a batch, from a small
+        cache keyed by the batch's keys: writers that send the same series again and again (the
+        common case) pay for matching once, not once per batch. Any subscribe or unsubscribe
+        empties the cache."""
+        keys = batch.keys
+        ck = (db, rp, tuple(keys)) if len(keys) <= PLAN_CACHE_MAX_KEYS else None
+        cache = self._plans
+        if ck is not None:
+            hit = cache.get(ck)
+            if hit is not None and hit[0] == self._version:
+                return hit[1]
+        version = self._version
+        infos = [self._keys.get(k) for k in keys]
+        shared = SharedBatch(batch, infos)
+        subs = self.candidates(db, {m for m, _t in infos})
+        groups: dict[SubscriptionFilter, list] = {}
         for sub in subs:
             f = sub.filter
             if f.rp is not None and f.rp != rp:
                 continue
-            if f in matched:
-                part = matched[f]
-            else:
-                regex = _regex(f.measurement_regex)
-                part = matched[f] = select_points(
-                    batch, key_mask(batch.keys, infos, f.measurement, regex, f.tags))
-            if part is not None:
-                by_loop.setdefault(sub.loop, []).append((sub, part))
-        for loop, items in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(self._deliver, items)
-            except RuntimeError:  # that loop is closed: its subscribers are gone with it
-                pass
+            groups.setdefault(f, []).append(sub)
+        plan = []
+        for f, members in groups.items():
+            key_idx = match_keys(shared, f.measurement, _regex(f.measurement_regex), f.tags)
+            if len(key_idx):
+                plan.append((f, key_idx, tuple(members), infos))
+        if ck is not None:
+            if len(cache) >= PLAN_CACHE_ENTRIES:
+                cache.clear()
+            cache[ck] = (version, plan)
+        return plan
+
+    def _hand_off(self, loop, items) -> None:
+        """Queue items for ``loop``; wake it only if no hand-off is pending there already, so a
+        busy loop takes several published batches in one callback."""
+        with self._pending_lock:
+            pending = self._pending.get(loop)
+            if pending is not None:
+                pending.extend(items)
+                return
+            self._pending[loop] = list(items)
+        try:
+            loop.call_soon_threadsafe(self._flush, loop)
+        except RuntimeError:  # that loop is closed: its subscribers are gone with it
+            with self._pending_lock:
+                self._pending.pop(loop, None)
+
+    def _flush(self, loop) -> None:
+        with self._pending_lock:
+            items = self._pending.pop(loop, [])
+        self._deliver(items)
 
     def _deliver(self, items) -> None:
         delivered = dropped = 0
@@ -238,6 +325,11 @@ class Bus:
             dropped += x
         self._metric("pubsub_points_delivered_total", delivered)
         self._metric("pubsub_points_dropped_total", dropped)
+
+
+def _expire(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 _REGEX_CACHE: dict[str, re.Pattern] = {}

@@ -12,6 +12,15 @@ matching never looks at a point on its own:
 
 The result is a ``WriteBatch`` with the same keys list, so downstream code (the streaming
 formatter) keeps working on columns.
+
+The bus avoids even that per subscriber: it wraps the published batch once in a
+``SharedBatch`` (parsed keys, points per key, and a memo where the stream formatter keeps the
+batch's rows sorted by series then time, built once for every subscriber), finds each distinct
+filter's matching *key indices* (``match_keys``: keys are looked up through a per-batch
+(measurement, tag, value) index when the filter has an equality term, so ``host = 'h7'`` tests
+one key, not every key of the batch), and hands each subscriber a ``MatchedBatch``: the shared
+batch plus its key indices. Its columns are cut out only if someone asks for them; the stream
+formatter instead takes its series' contiguous slices of the shared rows.
 """
 from __future__ import annotations
 
@@ -62,6 +71,118 @@ class KeyInfo:
             m, tags = parse_key(key)
             info = self._cache[key] = (m, dict(tags))
         return info
+
+
+def equality_term(expr: tx.TagExpr | None) -> tuple[bytes, bytes] | None:
+    """A ``key = 'value'`` (non-empty value) that every matching series must satisfy: the
+    expression itself or a term of its top-level AND chain. None when there is none."""
+    if isinstance(expr, tx.TagEquals):
+        return (expr.key, expr.value) if expr.value else None
+    if isinstance(expr, tx.And):
+        return equality_term(expr.left) or equality_term(expr.right)
+    return None
+
+
+class SharedBatch:
+    """One published batch, with what every subscriber's matching and formatting can share.
+    Built on the writer's thread; ``memo`` values are filled lazily by consumers (on the event
+    loop or a worker thread: two threads computing the same value at once both get a correct
+    one, the last store wins)."""
+
+    def __init__(self, batch: WriteBatch, infos: list[tuple[bytes, dict]]):
+        self.batch = batch
+        self.infos = infos
+        self._points_per_key: np.ndarray | None = None
+        self._by_meas: dict[bytes, list[int]] | None = None
+        self._by_tag: dict[tuple, list[int]] | None = None
+        self._memo: dict = {}
+
+    def memo(self, name: str, build):
+        v = self._memo.get(name)
+        if v is None:
+            v = self._memo[name] = build()
+        return v
+
+    @property
+    def points_per_key(self) -> np.ndarray:
+        if self._points_per_key is None:
+            n = len(self.batch.keys)
+            acc = np.zeros(n, dtype=np.int64)
+            for c in self.batch.columns:
+                acc += np.bincount(c.series, minlength=n)
+            self._points_per_key = acc
+        return self._points_per_key
+
+    def keys_of(self, measurement: bytes | None) -> list[int]:
+        """Indices of the keys of one measurement (all keys for None)."""
+        if measurement is None:
+            return list(range(len(self.infos)))
+        if self._by_meas is None:
+            by: dict[bytes, list[int]] = {}
+            for i, (m, _t) in enumerate(self.infos):
+                by.setdefault(m, []).append(i)
+            self._by_meas = by
+        return self._by_meas.get(measurement, [])
+
+    def keys_with(self, measurement: bytes | None, tag: bytes, value: bytes) -> list[int]:
+        """Indices of the keys (of ``measurement``, or any) whose ``tag`` is ``value``."""
+        if self._by_tag is None:
+            by: dict[tuple, list[int]] = {}
+            for i, (m, t) in enumerate(self.infos):
+                for k, v in t.items():
+                    by.setdefault((m, k, v), []).append(i)
+                    by.setdefault((None, k, v), []).append(i)
+            self._by_tag = by
+        return self._by_tag.get((measurement, tag, value), [])
+
+
+def match_keys(shared: SharedBatch, measurement: bytes | None, regex,
+               tags: tx.TagExpr | None) -> np.ndarray:
+    """Sorted indices of the keys of ``shared`` that a filter selects. Only the keys that can
+    match are tested: those of the measurement, narrowed by an equality term when there is one."""
+    eq = equality_term(tags)
+    cand = shared.keys_with(measurement, *eq) if eq else shared.keys_of(measurement)
+    infos = shared.infos
+    out = []
+    for i in cand:
+        m, t = infos[i]
+        if regex is not None and regex.search(m.decode("utf-8", "replace")) is None:
+            continue
+        if tags is not None and not tags.matches(t):
+            continue
+        out.append(i)
+    return np.array(out, dtype=np.int64)
+
+
+class MatchedBatch(WriteBatch):
+    """The part of a published batch one subscriber wants, as key indices into the shared
+    batch. A ``WriteBatch`` (same keys list); its columns are cut out on first use only."""
+
+    def __init__(self, shared: SharedBatch, key_idx: np.ndarray):
+        self.shared = shared
+        self.key_idx = key_idx
+        self.keys = shared.batch.keys
+        self._columns = None
+        self._n = int(shared.points_per_key[key_idx].sum())
+
+    @property
+    def columns(self):
+        if self._columns is None:
+            if len(self.key_idx) == len(self.keys):
+                self._columns = self.shared.batch.columns
+            else:
+                mask = np.zeros(len(self.keys), dtype=bool)
+                mask[self.key_idx] = True
+                part = select_points(self.shared.batch, mask)
+                self._columns = part.columns if part is not None else []
+        return self._columns
+
+    @property
+    def n_values(self) -> int:
+        return self._n
+
+    def __repr__(self):
+        return f"MatchedBatch({len(self.key_idx)} of {len(self.keys)} keys, {self._n} points)"
 
 
 def key_mask(keys: list[bytes], key_infos: list[tuple[bytes, dict]], measurement: bytes | None,

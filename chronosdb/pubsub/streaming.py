@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -32,7 +33,8 @@ from chronosdb.model.batch import WriteBatch
 from chronosdb.model.errors import BadRequest
 from chronosdb.model.fieldtype import FieldType
 from chronosdb.model.strings import StringArray
-from chronosdb.pubsub.matcher import KeyInfo, SubscriptionFilter, key_mask, select_points
+from chronosdb.model.serieskey import parse_key
+from chronosdb.pubsub.matcher import KeyInfo, MatchedBatch, SubscriptionFilter
 from chronosdb.query import condition as cond_mod
 from chronosdb.query.influxql import ast
 from chronosdb.query.results import Column, Series
@@ -251,22 +253,64 @@ class _Rows:
             self.fields[name] = (vals, valid, _KINDS[c.ftype])
 
 
-def _tags_str(tags: dict) -> dict[str, str]:
-    return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in tags.items()}
+class _BatchRows(_Rows):
+    """``_Rows`` of a whole batch plus, per key, the [start, end) of its rows (rows are sorted
+    by series then time, so each key's rows are contiguous)."""
+
+    def __init__(self, batch: WriteBatch):
+        super().__init__(batch)
+        ks = np.arange(len(batch.keys))
+        self.key_start = np.searchsorted(self.series, ks, "left")
+        self.key_end = np.searchsorted(self.series, ks, "right")
+
+
+def shared_rows(shared) -> _BatchRows:
+    """The rows of a published batch, built once for all its subscribers (``SharedBatch.memo``)."""
+    return shared.memo("rows", lambda: _BatchRows(shared.batch))
+
+
+@lru_cache(maxsize=65536)
+def _key_tags(key: bytes) -> dict[str, str]:
+    """A series key's tags decoded to str, once per key (read-only: shared by every caller)."""
+    _m, tags = parse_key(key)
+    return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in tags}
+
+
+def _ranges(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """The concatenation of arange(start[i], end[i]) for every i, in one numpy pass."""
+    lens = end - start
+    total = int(lens.sum())
+    if len(start) == 1:
+        return np.arange(int(start[0]), int(end[0]))
+    offs = np.cumsum(lens) - lens
+    return np.repeat(start - offs, lens) + np.arange(total)
 
 
 def raw_series(plan: StreamPlan, batch: WriteBatch, keys: KeyInfo, after: int | None = None) -> list[Series]:
     """The InfluxDB-shaped series a raw stream sends for one published (already matched) batch:
     rows with time in the WHERE range, > ``after`` if given, passing the residual; grouped by
-    measurement and GROUP BY tags; each series in time order."""
-    infos = [keys.get(k) for k in batch.keys]
+    measurement and GROUP BY tags; each series in time order.
+
+    A ``MatchedBatch`` from the bus is not cut or sorted here: its rows are slices of the
+    published batch's rows, which are built once for every subscriber (``shared_rows``)."""
+    if isinstance(batch, MatchedBatch):
+        rows = shared_rows(batch.shared)
+        infos = batch.shared.infos
+        key_idx = batch.key_idx
+    else:
+        rows = _BatchRows(batch)
+        infos = [keys.get(k) for k in batch.keys]
+        key_idx = np.flatnonzero(rows.key_end > rows.key_start)
+    by_meas: dict[bytes, list[int]] = {}
+    for k in key_idx.tolist():
+        by_meas.setdefault(infos[k][0], []).append(k)
     out: list[Series] = []
-    for meas in sorted({m for m, _t in infos}):
-        part = batch if len({m for m, _ in infos}) == 1 else select_points(
-            batch, key_mask(batch.keys, infos, meas, None, None))
-        if part is None or not part.columns:
+    for meas in sorted(by_meas):
+        ks = np.array(by_meas[meas], dtype=np.int64)
+        sel = _ranges(rows.key_start[ks], rows.key_end[ks])
+        if not len(sel):
             continue
-        out.extend(_measurement_series(plan, part, infos, meas))
+        out.extend(_measurement_series(plan, rows, sel, batch.keys, infos, meas))
     return [s for s in (_after(s, after) for s in out) if s is not None]
 
 
@@ -283,44 +327,59 @@ def _after(s: Series, after: int | None) -> Series | None:
     return Series(s.name, s.tags, s.times[keep], cols)
 
 
-def _measurement_series(plan: StreamPlan, batch: WriteBatch, infos, meas: bytes) -> list[Series]:
-    rows = _Rows(batch)
-    keep = (rows.times >= plan.cond.min_time) & (rows.times <= plan.cond.max_time)
+def _measurement_tag_keys(keys, infos, meas: bytes) -> list[str]:
+    return sorted({k.decode("utf-8", "replace") for m, t in infos if m == meas for k in t})
+
+
+def _measurement_series(plan: StreamPlan, rows: _Rows, sel: np.ndarray, keys, infos,
+                        meas: bytes) -> list[Series]:
+    """The series of the rows ``sel`` (indices into ``rows``, sorted by series then time, all of
+    measurement ``meas``)."""
+    sel_series = rows.series[sel]
+    sel_times = rows.times[sel]
+    # The fields this subscriber's points carry (a field no selected point has is absent, as if
+    # its points had been cut out of the batch).
+    fields = {name: f for name, f in rows.fields.items() if f[1][sel].any()}
+    keep = (sel_times >= plan.cond.min_time) & (sel_times <= plan.cond.max_time)
     residual = plan.cond.residual
-    distinct = np.flatnonzero(np.r_[True, rows.series[1:] != rows.series[:-1]])
-    bounds = np.r_[distinct, rows.n]
+    distinct = np.flatnonzero(np.r_[True, sel_series[1:] != sel_series[:-1]])
+    bounds = np.r_[distinct, len(sel)]
     if residual is not None:
         for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-            seg = np.arange(a, b)
-            tags = _tags_str(infos[int(rows.series[a])][1])
-            fields = {name: (_take(v, seg), valid[seg]) for name, (v, valid, _k) in rows.fields.items()}
-            keep[a:b] &= cond_mod.eval_residual(residual, tags, fields, b - a)
-    idx = np.flatnonzero(keep)
+            seg = sel[a:b]
+            tags = _key_tags(keys[int(sel_series[a])])
+            fv = {name: (_take(v, seg), valid[seg]) for name, (v, valid, _k) in fields.items()}
+            keep[a:b] &= cond_mod.eval_residual(residual, tags, fv, b - a)
+    idx = sel if keep.all() else sel[keep]
     if not len(idx):
         return []
-    # Tag values per batch key (per series, not per point), as string columns to gather from.
-    tag_keys = sorted({k.decode("utf-8", "replace") for _m, t in infos for k in t})
-    key_tags = [_tags_str(t) for _m, t in infos]
+    row_series = rows.series[idx]
+    # The distinct keys of the kept rows (sorted: rows are by series) and each row's position
+    # among them; tag values are looked up per key, never per point.
+    ukeys = row_series[np.r_[True, row_series[1:] != row_series[:-1]]]
+    key_pos = np.searchsorted(ukeys, row_series)
+    key_tags = [_key_tags(keys[k]) for k in ukeys.tolist()]
 
     def tag_column(name: str) -> tuple:
         per_key = StringArray.from_list([kt.get(name, "") for kt in key_tags])
         present = np.array([name in kt for kt in key_tags], dtype=bool)
-        s = rows.series[idx]
-        return per_key.take(s), present[s]
+        return per_key.take(key_pos), present[key_pos]
 
-    # Columns, in the order InfluxDB would print them.
     columns: list[Column] = []
     if plan.wildcard:
-        names = sorted(set(rows.fields) | (set(tag_keys) - set(plan.group_tags)))
+        tag_keys = _measurement_tag_keys(keys, infos, meas)
+        names = sorted(set(fields) | (set(tag_keys) - set(plan.group_tags)))
         spec = [(n, n, None) for n in names]
     else:
+        tag_keys = None
         spec = list(plan.projection)
     for out_name, src, hint in spec:
-        if hint != "tag" and src in rows.fields:
-            v, valid, kind = rows.fields[src]
+        if hint != "tag" and src in fields:
+            v, valid, kind = fields[src]
             va = valid[idx]
             columns.append(Column(out_name, _take(v, idx), None if va.all() else va, kind))
-        elif hint in (None, "tag") and src in tag_keys:
+        elif hint in (None, "tag") and src in (tag_keys if tag_keys is not None
+                                               else _measurement_tag_keys(keys, infos, meas)):
             v, valid = tag_column(src)
             columns.append(Column(out_name, v, None if valid.all() else valid, "string"))
         else:
@@ -330,18 +389,55 @@ def _measurement_series(plan: StreamPlan, batch: WriteBatch, infos, meas: bytes)
     if not plan.group_tags:
         order = np.argsort(times, kind="stable")
         return [_series(name, None, times, columns, order)]
-    # GROUP BY tags: one output series per distinct combination (found per batch key).
+    # GROUP BY tags: one output series per distinct combination (found per key).
     combos: dict[tuple, int] = {}
     group_of_key = np.array([combos.setdefault(tuple(kt.get(g, "") for g in plan.group_tags), len(combos))
                              for kt in key_tags], dtype=np.int64)
-    row_group = group_of_key[rows.series[idx]]
+    row_group = group_of_key[key_pos]
     out = []
     for combo, g in sorted(combos.items()):
-        sel = np.flatnonzero(row_group == g)
-        if not len(sel):
+        sel_g = np.flatnonzero(row_group == g)
+        if not len(sel_g):
             continue
-        order = sel[np.argsort(times[sel], kind="stable")]
+        order = sel_g[np.argsort(times[sel_g], kind="stable")]
         out.append(_series(name, dict(zip(plan.group_tags, combo)), times, columns, order))
+    return out
+
+
+def merge_series(events: list[list[Series]]) -> list[Series]:
+    """Several consecutive events' series as one event: entries with the same name, tags and
+    columns are concatenated (and put in time order, stable); others stay separate, in order."""
+    if len(events) == 1:
+        return events[0]
+    groups: dict[tuple, list[Series]] = {}
+    for ev in events:
+        for s in ev:
+            sig = (s.name, tuple(sorted((s.tags or {}).items())),
+                   tuple((c.name, c.kind, c.values is None) for c in s.columns))
+            groups.setdefault(sig, []).append(s)
+    out = []
+    for parts in groups.values():
+        if len(parts) == 1:
+            out.append(parts[0])
+            continue
+        times = np.concatenate([p.times for p in parts])
+        cols = []
+        for j, c in enumerate(parts[0].columns):
+            if c.values is None:
+                cols.append(Column(c.name, None, None, c.kind))
+                continue
+            vals = [p.columns[j].values for p in parts]
+            v = StringArray.concat(vals) if isinstance(vals[0], StringArray) else np.concatenate(vals)
+            valid = None
+            if any(p.columns[j].valid is not None for p in parts):
+                valid = np.concatenate([p.columns[j].valid if p.columns[j].valid is not None
+                                        else np.ones(len(p.times), dtype=bool) for p in parts])
+            cols.append(Column(c.name, v, valid, c.kind))
+        if len(times) > 1 and (times[1:] < times[:-1]).any():
+            out.append(_series(parts[0].name, parts[0].tags, times, cols,
+                               np.argsort(times, kind="stable")))
+        else:
+            out.append(Series(parts[0].name, parts[0].tags, times, cols))
     return out
 
 

@@ -25,7 +25,7 @@ from chronosdb.model.errors import BadRequest, ChronosError
 from chronosdb.pubsub import SubscriptionClosed
 from chronosdb.pubsub.matcher import KeyInfo
 from chronosdb.pubsub.streaming import (DEFAULT_GRACE_NS, WindowTracker, bounded, compile_stream,
-                                        max_time, raw_series)
+                                        max_time, merge_series, raw_series)
 from chronosdb.query import statements
 from chronosdb.query.influxql import ParseError, parse
 from chronosdb.query.results import EPOCHS, StatementResult
@@ -40,6 +40,10 @@ GRACE_NS = int(float(os.environ.get("CHRONOSDB_STREAM_GRACE", str(DEFAULT_GRACE_
 QUEUE_POINTS = int(os.environ.get("CHRONOSDB_STREAM_QUEUE_POINTS", "100000"))
 # Batches at least this large are turned into rows on a worker thread, not on the event loop.
 OFFLOAD_POINTS = 20_000
+# Coalescing (see StreamSession._events): a raw stream sends at most one points event per this
+# many seconds; whatever arrives meanwhile goes into the next event. The first event after a
+# quiet spell is sent at once, so delivery latency grows only for streams already busy.
+PACE_SECONDS = float(os.environ.get("CHRONOSDB_STREAM_PACE_MS", "8")) / 1000
 # Running values of an open window are recomputed at most this often (partial=true).
 PARTIAL_MIN_SECONDS = 0.25
 
@@ -48,7 +52,7 @@ _PREFIX = b'{"results":[{"statement_id":0,'
 # built and encoded for one of them are reused by the others (keyed by that object's identity,
 # which the entry keeps alive so the id cannot be reused meanwhile). A few recent batches only.
 _SHARED: dict = {}
-_SHARED_LIMIT = 64
+_SHARED_LIMIT = 256
 _SUFFIX = b"]}\n"
 
 
@@ -58,6 +62,12 @@ def encode_data(series, epoch) -> bytes:
     if not doc.startswith(_PREFIX):  # no series: {"results":[{"statement_id":0}]}
         return b'{"series":[]}'
     return b"{" + doc[len(_PREFIX):-len(_SUFFIX)]
+
+
+def _remember(key, value) -> None:
+    if len(_SHARED) >= _SHARED_LIMIT:
+        _SHARED.pop(next(iter(_SHARED)))
+    _SHARED[key] = value
 
 
 class StreamEvent:
@@ -128,6 +138,35 @@ class StreamSession:
     def _event(self, kind: str, series, ident: int | None) -> StreamEvent:
         return StreamEvent(kind, None if ident is None else str(ident), encode_data(series, self.epoch))
 
+    async def _raw_series(self, payload, after):
+        """(largest time, series) of one queued batch (time None when it gives no rows).
+        Sessions with an equal query get the same matched batch object from the bus and share
+        one computation (``_SHARED``), unless a resume cursor applies to this batch."""
+        shared_key = (id(payload), self.query_text) if after is None else None
+        hit = _SHARED.get(shared_key) if shared_key else None
+        if hit is not None and hit[0] is payload:
+            return hit[1], hit[2]
+        if payload.n_values >= OFFLOAD_POINTS:
+            series = await self.server.run_blocking(raw_series, self.plan, payload, self.keys, after)
+        else:
+            series = raw_series(self.plan, payload, self.keys, after)
+        t = max_time(series)
+        if shared_key:
+            _remember(shared_key, (payload, t, series))
+        return t, series
+
+    def _points_event(self, batches: list, parts: list) -> StreamEvent:
+        """One points event for the series of several batches (merged per series). The encoded
+        data is shared too: sessions of an equal query usually take the same batches together."""
+        key = (tuple(id(b) for b in batches), self.query_text, self.epoch)
+        hit = _SHARED.get(key)
+        if hit is not None and all(x is y for x, y in zip(hit[0], batches)):
+            data = hit[1]
+        else:
+            data = encode_data(merge_series(parts), self.epoch)
+            _remember(key, (tuple(batches), data))
+        return StreamEvent("points", str(self.cursor), data)
+
     # -- the event source ---------------------------------------------------------------------
     async def events(self):
         try:
@@ -178,6 +217,7 @@ class StreamSession:
         # (a window may come again, recomputed, if points for it arrive after it was sent).
         resumed_through = self.cursor if plan.kind == "window" else None
         last_sent = time.monotonic()
+        last_points = 0.0
         last_partial = 0.0
         partial_dirty = False
         while True:
@@ -192,40 +232,40 @@ class StreamSession:
                 if partial_dirty:
                     timeout = min(timeout, PARTIAL_MIN_SECONDS - (time.monotonic() - last_partial))
             try:
-                item = await self.sub.get(max(timeout, 0.0))
+                items = await self.sub.get_many(max(timeout, 0.0))
+                if items and plan.kind == "raw" and PACE_SECONDS > 0:
+                    # Coalescing: a stream that sent points moments ago waits out the rest of
+                    # PACE_SECONDS and takes everything queued by then as one event, so under a
+                    # heavy write load each stream costs a bounded number of events per second.
+                    wait = PACE_SECONDS - (time.monotonic() - last_points)
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                        items += self.sub.drain()
             except SubscriptionClosed as e:
                 yield _error_event(self.revoked or e.reason)
                 return
-            if item is not None:
-                kind, payload = item
+            batches, parts = [], []     # the batches taken that gave rows, and their series
+            for kind, payload in items:
                 if kind == "dropped":
+                    if parts:
+                        yield self._points_event(batches, parts)
+                        batches, parts = [], []
                     yield StreamEvent("dropped", None, b'{"missed":%d}' % payload)
                     last_sent = time.monotonic()
                 elif plan.kind == "raw":
                     after = self.cursor if catch_up_batches > 0 else None
                     catch_up_batches -= 1
-                    shared_key = (id(payload), self.query_text, self.epoch) if after is None else None
-                    hit = _SHARED.get(shared_key) if shared_key else None
-                    if hit is not None and hit[0] is payload:
-                        t, data = hit[1], hit[2]
-                    else:
-                        if payload.n_values >= OFFLOAD_POINTS:
-                            series = await self.server.run_blocking(raw_series, plan, payload, self.keys, after)
-                        else:
-                            series = raw_series(plan, payload, self.keys, after)
-                        t = max_time(series)
-                        data = encode_data(series, self.epoch) if series else None
-                        if shared_key:
-                            if len(_SHARED) >= _SHARED_LIMIT:
-                                _SHARED.pop(next(iter(_SHARED)))
-                            _SHARED[shared_key] = (payload, t, data)
-                    if data is not None:
+                    t, series = await self._raw_series(payload, after)
+                    if t is not None:
                         self.cursor = t if self.cursor is None else max(self.cursor, t)
-                        yield StreamEvent("points", str(self.cursor), data)
-                        last_sent = time.monotonic()
+                        batches.append(payload if after is None else object())
+                        parts.append(series)
                 else:
                     self.tracker.touch_batch(payload)
                     partial_dirty = self.partial
+            if parts:
+                yield self._points_event(batches, parts)
+                last_sent = last_points = time.monotonic()
             if self.tracker is not None:
                 for start in self.tracker.due(time.time_ns()):
                     if resumed_through is not None and start <= resumed_through:
