@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
                     if raft.get(k))
 
     seeds = [a.seed] if a.seed is not None else range(a.start, a.start + a.seeds)
-    failures = 0
+    failures = inconclusive = 0
     t0 = time.perf_counter()
     n = 0
     for seed in seeds:
@@ -54,12 +54,14 @@ def main(argv: list[str] | None = None) -> int:
             if failures >= a.max_failures:
                 break
             continue
+        inconclusive += stats["lincheck_inconclusive"]
         if a.seed is not None:
             print(f"seed {seed} ok: {stats}, committed {len(sim.committed)} entries, "
                   f"{len(sim.history)} client ops checked, trace {sim.trace_digest()}")
     dt = time.perf_counter() - t0
     print(f"{n} seeds ({a.nodes} nodes) in {dt:.1f} s = {n / dt:.1f} seeds/s; "
-          f"{failures} failed", flush=True)
+          f"{failures} failed" + (f", {inconclusive} linearizability checks over budget"
+                                  if inconclusive else ""), flush=True)
     return 1 if failures else 0
 
 
