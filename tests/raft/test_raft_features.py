@@ -414,3 +414,15 @@ def test_an_append_whose_entries_do_not_follow_the_previous_index_is_dropped():
     r2.step(Message(MsgType.APPEND, 1, 2, term=1, index=0, log_term=0,
                     entries=(Entry(1, 1), Entry(1, 3))))
     assert r2.last_index == 0 and not r2.ready().messages
+
+
+def test_a_snapshot_the_follower_already_holds_is_acknowledged_only_up_to_its_index():
+    # The follower has 1@1 2@1 and an extra, unverified 3@1; the leader's snapshot covers 2@1.
+    c = make_cluster(2, pre_vote=False, check_quorum=False)
+    c.set_log(2, [1, 1, 1], term=1)
+    r2 = raft(c, 2)
+    snap = Snapshot(2, 1, ConfState((1, 2)), b"{}")
+    r2.step(Message(MsgType.SNAPSHOT, 1, 2, term=2, snapshot=snap))
+    (resp,) = r2.ready().messages
+    assert resp.type == MsgType.APPEND_RESP and not resp.reject
+    assert resp.index == 2 and r2.commit_index == 2 and r2.last_index == 3

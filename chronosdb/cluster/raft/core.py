@@ -755,10 +755,12 @@ class RawNode:
                                index=lg.committed))
             return
         if lg.match_term(s.index, s.term):
-            # We already hold that entry: just learn that it is committed.
+            # We already hold that entry: just learn that it is committed. Answer with the
+            # commit index, not our last index: entries after it are unverified and may
+            # conflict with the leader's, so vouching for them could count them toward a quorum.
             lg.commit_to(s.index)
             self._send(Message(MsgType.APPEND_RESP, self._id, m.frm, self._term,
-                               index=lg.last_index))
+                               index=lg.committed))
             return
         lg.restore(s)
         self._voters, self._learners = set(s.conf.voters), set(s.conf.learners)
