@@ -37,6 +37,13 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from serverproc import ServerProcess  # noqa: E402
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -200,13 +207,22 @@ def main() -> None:
         del deadline
 
         # 2. ingest with and without subscribers
+        # CPU per process is printed too: the writers, the server and the subscribers share the
+        # same cores, so a ratio below 1 is partly the subscriber process's own CPU.
+        s0 = cpu_s(pid)
         base = ingest(srv.port, args.seconds)
+        print(f"ingest   none={base:,.0f} values/s  (server CPU {(cpu_s(pid) - s0) / args.seconds:.2f} "
+              f"cores)", flush=True)
         for per_host, label in ((True, "one host each"), (False, "everything each")):
             p, c = start_subscribers(srv.port, args.subscribers, args.idle, per_host=per_host)
+            s0, c0 = cpu_s(pid), cpu_s(p.pid)
             loaded = ingest(srv.port, args.seconds)
+            s1, c1 = cpu_s(pid), cpu_s(p.pid)
             stop_subscribers(p, c)
-            print(f"ingest   none={base:,.0f} values/s  with {args.idle} idle + {args.subscribers} "
-                  f"active ({label})={loaded:,.0f} values/s  ratio={loaded / base:.2f}", flush=True)
+            print(f"ingest   with {args.idle} idle + {args.subscribers} active ({label})="
+                  f"{loaded:,.0f} values/s  ratio={loaded / base:.2f}  (server CPU "
+                  f"{(s1 - s0) / args.seconds:.2f} cores, subscriber process "
+                  f"{(c1 - c0) / args.seconds:.2f} cores)", flush=True)
 
         # 3. a stalled subscriber
         s = socket.create_connection(("127.0.0.1", srv.port))

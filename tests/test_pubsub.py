@@ -16,8 +16,8 @@ from chronosdb.model.batch import WriteBatch
 from chronosdb.model.fieldtype import FieldType
 from chronosdb.model.serieskey import make_key, parse_key
 from chronosdb.pubsub import Bus, SubscriptionClosed, SubscriptionFilter
-from chronosdb.pubsub.matcher import KeyInfo, match_batch
-from chronosdb.pubsub.streaming import WindowTracker, compile_stream, raw_series
+from chronosdb.pubsub.matcher import KeyInfo, MatchedBatch, SharedBatch, match_batch, match_keys
+from chronosdb.pubsub.streaming import WindowTracker, compile_stream, merge_series, raw_series
 from chronosdb.query.influxql import parse
 from chronosdb.server.metrics import Metrics
 from chronosdb.storage.engine import Engine, EngineOptions
@@ -266,3 +266,118 @@ def test_window_tracker():
     assert w.open_windows(15) == [10, 20]
     assert w.due(100) == [10, 20]
     assert w.dirty == set()
+
+
+# --- the shared path: MatchedBatch over one SharedBatch ---------------------------------------
+
+_SHARED_FILTERS = [
+    SubscriptionFilter("db"),
+    SubscriptionFilter("db", measurement=b"cpu"),
+    SubscriptionFilter("db", measurement_regex="^(cpu|disk)$"),
+    SubscriptionFilter("db", measurement=b"cpu", tags=tx.TagEquals("host", "a")),
+    SubscriptionFilter("db", tags=tx.And(tx.TagEquals("region", "b"), tx.TagRegex("dc", "^c"))),
+    SubscriptionFilter("db", measurement=b"mem", tags=tx.And(tx.TagNotEquals("host", "a"),
+                                                              tx.TagEquals("region", "c"))),
+    SubscriptionFilter("db", tags=tx.Or(tx.TagEquals("region", "b"), tx.TagEquals("host", "c"))),
+]
+
+
+def _shared(batch):
+    keys = KeyInfo()
+    return SharedBatch(batch, [keys.get(k) for k in batch.keys])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_matched_batch_equals_per_point_reference(seed):
+    rng = random.Random(1000 + seed)
+    batch = random_batch(rng)
+    shared = _shared(batch)
+    for f in _SHARED_FILTERS:
+        idx = match_keys(shared, f.measurement, f.compiled_regex, f.tags)
+        part = MatchedBatch(shared, idx)
+        want = reference_match(batch, f)
+        assert points_of(part) == want, f
+        assert part.n_values == len(want)
+
+
+def _series_dump(series):
+    out = []
+    for s in series:
+        cols = []
+        for c in s.columns:
+            vals = None if c.values is None else (c.values.to_list() if hasattr(c.values, "to_list")
+                                                  else c.values.tolist())
+            cols.append((c.name, c.kind, vals, None if c.valid is None else c.valid.tolist()))
+        out.append((s.name, s.tags, s.times.tolist(), cols))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(15))
+@pytest.mark.parametrize("q", [
+    "SELECT value FROM cpu",
+    "SELECT * FROM /./",
+    "SELECT value, host FROM cpu WHERE host = 'a' OR value > 0.5",
+    "SELECT free, value FROM /cpu|mem/ GROUP BY region",
+    "SELECT * FROM mem WHERE region = 'b' GROUP BY host, dc",
+])
+def test_raw_series_from_shared_rows_equals_cut_out_part(seed, q):
+    """The shared path (slices of the published batch's rows) gives exactly what formatting the
+    subscriber's own cut-out columns gives."""
+    rng = random.Random(seed)
+    batch = random_batch(rng)
+    plan = _plan(q, fields=("value", "free"))
+    shared = _shared(batch)
+    f = plan.filter
+    idx = match_keys(shared, f.measurement, f.compiled_regex, f.tags)
+    if not len(idx):
+        return
+    part = MatchedBatch(shared, idx)
+    cut = WriteBatch(batch.keys, list(part.columns))
+    assert _series_dump(raw_series(plan, part, KeyInfo())) == _series_dump(raw_series(plan, cut, KeyInfo()))
+    assert _series_dump(raw_series(plan, part, KeyInfo(), after=500)) == \
+        _series_dump(raw_series(plan, cut, KeyInfo(), after=500))
+
+
+def test_equality_filters_test_only_their_keys():
+    batch = WriteBatch.from_points([(f"cpu,host=h{i}", "value", FieldType.FLOAT, i, 1.0) for i in range(50)])
+    shared = _shared(batch)
+    calls = []
+
+    class Counting(tx.TagEquals):
+        __slots__ = ()
+
+        def matches(self, tags):
+            calls.append(1)
+            return super().matches(tags)
+
+    idx = match_keys(shared, b"cpu", None, Counting("host", "h7"))
+    assert idx.tolist() == [7] and len(calls) == 1
+
+
+def test_merge_series_concatenates_per_series_in_time_order():
+    plan = _plan("SELECT value FROM cpu GROUP BY host")
+    b1 = WriteBatch.from_points([("cpu,host=a", "value", FieldType.FLOAT, 20, 2.0),
+                                 ("cpu,host=b", "value", FieldType.FLOAT, 5, 5.0)])
+    b2 = WriteBatch.from_points([("cpu,host=a", "value", FieldType.FLOAT, 10, 1.0)])
+    merged = merge_series([raw_series(plan, b1, KeyInfo()), raw_series(plan, b2, KeyInfo())])
+    assert [(s.tags, s.times.tolist(), s.columns[0].values.tolist()) for s in merged] == [
+        ({"host": "a"}, [10, 20], [1.0, 2.0]), ({"host": "b"}, [5], [5.0])]
+
+
+def test_drain_takes_everything_queued_and_reports_drops_in_order():
+    async def main():
+        bus = Bus()
+        sub = bus.subscribe(SubscriptionFilter("db", measurement=b"cpu"), max_points=5)
+        for n in (3, 2, 4):
+            _publish_from_thread(bus, _batch(n))
+        deadline = asyncio.get_running_loop().time() + 10
+        while sub.delivered + sub.missed < 9 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.001)
+        items = await sub.get_many(1.0)
+        assert [k for k, _ in items] == ["dropped", "batch", "batch"]
+        assert items[0][1] == 4 and sum(p.n_values for _k, p in items[1:]) == 5
+        assert sub.drain() == []
+        sub.close()
+        with pytest.raises(SubscriptionClosed):
+            sub.drain()
+    asyncio.run(main())

@@ -2,9 +2,13 @@
 
 Threads. ``Bus.publish`` is the engine's write listener, so it runs on the *writer's* thread
 right after the WAL made the write durable. It must be cheap and must never wait for a
-subscriber: it matches the batch (``matcher``: per distinct series key, then numpy masks), and
-hands the matched parts to the event loop with **one** ``loop.call_soon_threadsafe`` per
-published batch, whatever the number of subscribers. Queues are touched only on the loop thread.
+subscriber: it finds, per distinct filter, the matching *keys* of the batch (``match_keys``; the
+result is cached per distinct keys list until the subscriptions change, so a writer sending the
+same series again pays nothing per subscriber), wraps the batch once in a ``SharedBatch`` and
+gives each filter a ``MatchedBatch`` (shared batch + key indices: no points are copied here).
+The parts go to the event loop with at most **one** pending ``loop.call_soon_threadsafe``: while
+one hand-off waits for the loop, later batches join it, so a busy loop takes several published
+batches per wake-up. Queues are touched only on the loop thread.
 
 Index. Subscriptions are kept by (database, measurement); regex and every-measurement
 subscriptions sit in a separate short list per database. A write to ``cpu`` therefore looks only

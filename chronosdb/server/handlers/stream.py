@@ -7,6 +7,14 @@ after the 200 is missed), optionally replays history or the points after ``Last-
 storage, and turns the subscription's batches into events. The pure parts (what a batch gives,
 which windows are due) are in ``chronosdb.pubsub.streaming``; this module is the I/O edge.
 
+Coalescing: a session takes everything queued for it at each wake-up, and a raw stream that sent
+points less than ``CHRONOSDB_STREAM_PACE_MS`` (default 8) ago waits out the rest before sending
+again; the batches taken become one ``points`` event (``merge_series``: one entry per series).
+So a stream's per-event cost is paid at most ~125 times a second however fast the writes come,
+while the first event after a quiet spell goes out at once. Rows are computed once per
+(matched batch, query) and the encoded event once per (batches taken, query, epoch), shared by
+the sessions of an equal query (``_SHARED``).
+
 Event framing: SSE ``id:``/``event:``/``data:`` blocks, or one WebSocket text message
 ``{"event", "id", "data"}`` per event. Idle streams get a heartbeat (an SSE comment, a WebSocket
 ping) every ``CHRONOSDB_STREAM_HEARTBEAT`` seconds (default 15). A session whose key is revoked
@@ -49,8 +57,9 @@ PARTIAL_MIN_SECONDS = 0.25
 
 _PREFIX = b'{"results":[{"statement_id":0,'
 # Subscribers with an equal query get the *same* matched batch object from the bus; the rows
-# built and encoded for one of them are reused by the others (keyed by that object's identity,
-# which the entry keeps alive so the id cannot be reused meanwhile). A few recent batches only.
+# built for one of them, and the event encoded from the same batches, are reused by the others
+# (keyed by object identity; each entry keeps its objects alive so an id cannot be reused
+# meanwhile). Recent entries only.
 _SHARED: dict = {}
 _SHARED_LIMIT = 256
 _SUFFIX = b"]}\n"
