@@ -314,6 +314,99 @@ def raw_series(plan: StreamPlan, batch: WriteBatch, keys: KeyInfo, after: int | 
     return [s for s in (_after(s, after) for s in out) if s is not None]
 
 
+class _MergedRows:
+    """The rows of several batches' parts as one row set (what ``_measurement_series`` reads):
+    ``series`` indexes a key list common to all parts, ``fields`` holds one column per field
+    name over all rows. Rows are not merged across batches (each batch's rows stay rows)."""
+
+    def __init__(self, series, times, fields):
+        self.series, self.times, self.fields = series, times, fields
+        self.n = len(times)
+
+
+def raw_series_many(plan: StreamPlan, parts: list, keys: KeyInfo) -> list[Series]:
+    """``raw_series`` of several queued batches at once, as one event: ``parts`` is a list of
+    (batch, after). Each part contributes the slices of its shared rows (numpy gathers, a
+    Python step per part and per matched key only); then one sort by (series, time), one time
+    and residual filter and one series build for all of them, instead of one per batch."""
+    if len(parts) == 1:
+        return raw_series(plan, parts[0][0], keys, parts[0][1])
+    gid: dict[bytes, int] = {}
+    key_list: list[bytes] = []
+    info_list: list = []
+    S, T = [], []
+    cols: dict[str, list] = {}          # name -> [(offset, values, valid, kind)]
+    n = 0
+    for batch, after in parts:
+        if isinstance(batch, MatchedBatch):
+            rows = shared_rows(batch.shared)
+            infos = batch.shared.infos
+            kidx = batch.key_idx
+        else:
+            rows = _BatchRows(batch)
+            infos = [keys.get(k) for k in batch.keys]
+            kidx = np.flatnonzero(rows.key_end > rows.key_start)
+        if not len(kidx):
+            continue
+        sel = _ranges(rows.key_start[kidx], rows.key_end[kidx])
+        if after is not None:
+            sel = sel[rows.times[sel] > after]
+        if not len(sel):
+            continue
+        ids = []
+        for k in kidx.tolist():
+            key = batch.keys[k]
+            g = gid.get(key)
+            if g is None:
+                g = gid[key] = len(key_list)
+                key_list.append(key)
+                info_list.append(infos[k])
+            ids.append(g)
+        S.append(np.asarray(ids, dtype=np.int64)[np.searchsorted(kidx, rows.series[sel])])
+        T.append(rows.times[sel])
+        for name, (v, valid, kind) in rows.fields.items():
+            va = valid[sel]
+            if va.any():
+                cols.setdefault(name, []).append((n, _take(v, sel), va, kind))
+        n += len(sel)
+    if not n:
+        return []
+    series = np.concatenate(S)
+    times = np.concatenate(T)
+    fields = {}
+    for name, pieces in cols.items():
+        kind = pieces[0][3]
+        pieces = [p for p in pieces if p[3] == kind]   # another type under one name: keep the first
+        valid = np.zeros(n, dtype=bool)
+        if kind == "string":
+            chunks, at = [], 0
+            for off, v, va, _k in pieces:
+                if off > at:
+                    chunks.append(StringArray.from_list([""] * (off - at)))
+                chunks.append(v)
+                at = off + len(v)
+                valid[off:at] = va
+            if at < n:
+                chunks.append(StringArray.from_list([""] * (n - at)))
+            vals = StringArray.concat(chunks)
+        else:
+            vals = np.zeros(n, dtype=pieces[0][1].dtype)
+            for off, v, va, _k in pieces:
+                vals[off:off + len(v)] = v
+                valid[off:off + len(v)] = va
+        fields[name] = (vals, valid, kind)
+    merged = _MergedRows(series, times, fields)
+    order = np.lexsort((times, series))
+    meas_of = [m for m, _t in info_list]
+    out: list[Series] = []
+    for meas in sorted(set(meas_of)):
+        want = np.array([m == meas for m in meas_of], dtype=bool)
+        sel = order[want[series[order]]]
+        if len(sel):
+            out.extend(_measurement_series(plan, merged, sel, key_list, info_list, meas))
+    return out
+
+
 def _after(s: Series, after: int | None) -> Series | None:
     if after is None:
         return s

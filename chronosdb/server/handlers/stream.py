@@ -9,11 +9,10 @@ which windows are due) are in ``chronosdb.pubsub.streaming``; this module is the
 
 Coalescing: a session takes everything queued for it at each wake-up, and a raw stream that sent
 points less than ``CHRONOSDB_STREAM_PACE_MS`` (default 8) ago waits out the rest before sending
-again; the batches taken become one ``points`` event (``merge_series``: one entry per series).
+again; the batches taken become one ``points`` event (``raw_series_many``: one entry per series).
 So a stream's per-event cost is paid at most ~125 times a second however fast the writes come,
-while the first event after a quiet spell goes out at once. Rows are computed once per
-(matched batch, query) and the encoded event once per (batches taken, query, epoch), shared by
-the sessions of an equal query (``_SHARED``).
+while the first event after a quiet spell goes out at once. The event is formatted and encoded
+once per (batches taken, query, epoch), shared by the sessions of an equal query (``_SHARED``).
 
 Event framing: SSE ``id:``/``event:``/``data:`` blocks, or one WebSocket text message
 ``{"event", "id", "data"}`` per event. Idle streams get a heartbeat (an SSE comment, a WebSocket
@@ -33,7 +32,7 @@ from chronosdb.model.errors import BadRequest, ChronosError
 from chronosdb.pubsub import SubscriptionClosed
 from chronosdb.pubsub.matcher import KeyInfo
 from chronosdb.pubsub.streaming import (DEFAULT_GRACE_NS, WindowTracker, bounded, compile_stream,
-                                        max_time, merge_series, raw_series)
+                                        max_time, raw_series_many)
 from chronosdb.query import statements
 from chronosdb.query.influxql import ParseError, parse
 from chronosdb.query.results import EPOCHS, StatementResult
@@ -57,7 +56,7 @@ PARTIAL_MIN_SECONDS = 0.25
 
 _PREFIX = b'{"results":[{"statement_id":0,'
 # Subscribers with an equal query get the *same* matched batch object from the bus; the rows
-# built for one of them, and the event encoded from the same batches, are reused by the others
+# event formatted and encoded for one of them from some batches is reused by the others
 # (keyed by object identity; each entry keeps its objects alive so an id cannot be reused
 # meanwhile). Recent entries only.
 _SHARED: dict = {}
@@ -147,33 +146,32 @@ class StreamSession:
     def _event(self, kind: str, series, ident: int | None) -> StreamEvent:
         return StreamEvent(kind, None if ident is None else str(ident), encode_data(series, self.epoch))
 
-    async def _raw_series(self, payload, after):
-        """(largest time, series) of one queued batch (time None when it gives no rows).
-        Sessions with an equal query get the same matched batch object from the bus and share
-        one computation (``_SHARED``), unless a resume cursor applies to this batch."""
-        shared_key = (id(payload), self.query_text) if after is None else None
-        hit = _SHARED.get(shared_key) if shared_key else None
-        if hit is not None and hit[0] is payload:
-            return hit[1], hit[2]
-        if payload.n_values >= OFFLOAD_POINTS:
-            series = await self.server.run_blocking(raw_series, self.plan, payload, self.keys, after)
+    async def _points_event(self, taken: list) -> StreamEvent | None:
+        """One points event for the batches taken at one wake-up ((batch, after) pairs), or
+        None when they give no rows. Formatted in one ``raw_series_many`` pass; sessions of an
+        equal query usually take the same batches together and share the result (``_SHARED``,
+        not when a resume cursor applies)."""
+        key = None
+        if all(after is None for _b, after in taken):
+            key = (tuple(id(b) for b, _a in taken), self.query_text, self.epoch)
+            hit = _SHARED.get(key)
+            if hit is not None and all(x is y for x, (y, _a) in zip(hit[0], taken)):
+                t, data = hit[1], hit[2]
+                return self._advance(t, data)
+        if sum(b.n_values for b, _a in taken) >= OFFLOAD_POINTS:
+            series = await self.server.run_blocking(raw_series_many, self.plan, taken, self.keys)
         else:
-            series = raw_series(self.plan, payload, self.keys, after)
+            series = raw_series_many(self.plan, taken, self.keys)
         t = max_time(series)
-        if shared_key:
-            _remember(shared_key, (payload, t, series))
-        return t, series
+        data = encode_data(series, self.epoch) if series else None
+        if key is not None:
+            _remember(key, (tuple(b for b, _a in taken), t, data))
+        return self._advance(t, data)
 
-    def _points_event(self, batches: list, parts: list) -> StreamEvent:
-        """One points event for the series of several batches (merged per series). The encoded
-        data is shared too: sessions of an equal query usually take the same batches together."""
-        key = (tuple(id(b) for b in batches), self.query_text, self.epoch)
-        hit = _SHARED.get(key)
-        if hit is not None and all(x is y for x, y in zip(hit[0], batches)):
-            data = hit[1]
-        else:
-            data = encode_data(merge_series(parts), self.epoch)
-            _remember(key, (tuple(batches), data))
+    def _advance(self, t, data) -> StreamEvent | None:
+        if data is None:
+            return None
+        self.cursor = t if self.cursor is None else max(self.cursor, t)
         return StreamEvent("points", str(self.cursor), data)
 
     # -- the event source ---------------------------------------------------------------------
@@ -253,28 +251,27 @@ class StreamSession:
             except SubscriptionClosed as e:
                 yield _error_event(self.revoked or e.reason)
                 return
-            batches, parts = [], []     # the batches taken that gave rows, and their series
+            taken: list = []            # (batch, after) of the raw batches taken, in order
             for kind, payload in items:
                 if kind == "dropped":
-                    if parts:
-                        yield self._points_event(batches, parts)
-                        batches, parts = [], []
+                    if taken:
+                        ev = await self._points_event(taken)
+                        taken = []
+                        if ev is not None:
+                            yield ev
                     yield StreamEvent("dropped", None, b'{"missed":%d}' % payload)
                     last_sent = time.monotonic()
                 elif plan.kind == "raw":
-                    after = self.cursor if catch_up_batches > 0 else None
+                    taken.append((payload, self.cursor if catch_up_batches > 0 else None))
                     catch_up_batches -= 1
-                    t, series = await self._raw_series(payload, after)
-                    if t is not None:
-                        self.cursor = t if self.cursor is None else max(self.cursor, t)
-                        batches.append(payload if after is None else object())
-                        parts.append(series)
                 else:
                     self.tracker.touch_batch(payload)
                     partial_dirty = self.partial
-            if parts:
-                yield self._points_event(batches, parts)
-                last_sent = last_points = time.monotonic()
+            if taken:
+                ev = await self._points_event(taken)
+                if ev is not None:
+                    yield ev
+                    last_sent = last_points = time.monotonic()
             if self.tracker is not None:
                 for start in self.tracker.due(time.time_ns()):
                     if resumed_through is not None and start <= resumed_through:
