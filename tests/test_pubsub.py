@@ -399,6 +399,7 @@ def _unique_time_batch(rng: random.Random, t0: int) -> WriteBatch:
     "SELECT value, free, host FROM /./ WHERE host = 'a' OR value > 0.5",
     "SELECT free, value FROM /cpu|mem/ GROUP BY region",
     "SELECT value FROM mem WHERE region = 'b' GROUP BY host",
+    "SELECT value, free FROM cpu WHERE host = 'a' AND region = 'c'",   # one key per batch: slices
 ])
 def test_raw_series_many_equals_merged_per_batch_series(seed, q):
     """Coalesced batches formatted in one pass == each batch formatted alone, then merged per

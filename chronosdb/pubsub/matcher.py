@@ -163,7 +163,8 @@ class MatchedBatch(WriteBatch):
         self.key_idx = key_idx
         self.keys = shared.batch.keys
         self._columns = None
-        self._n = int(shared.points_per_key[key_idx].sum())
+        ppk = shared.points_per_key
+        self._n = int(ppk[key_idx[0]]) if len(key_idx) == 1 else int(ppk[key_idx].sum())
 
     @property
     def columns(self):

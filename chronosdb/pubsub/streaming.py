@@ -348,6 +348,26 @@ def raw_series_many(plan: StreamPlan, parts: list, keys: KeyInfo) -> list[Series
             kidx = np.flatnonzero(rows.key_end > rows.key_start)
         if not len(kidx):
             continue
+        if len(kidx) == 1 and after is None:
+            # One series (a stream following one tag value): its rows are one slice; views.
+            a, b = int(rows.key_start[kidx[0]]), int(rows.key_end[kidx[0]])
+            if a == b:
+                continue
+            key = batch.keys[int(kidx[0])]
+            g = gid.get(key)
+            if g is None:
+                g = gid[key] = len(key_list)
+                key_list.append(key)
+                info_list.append(infos[int(kidx[0])])
+            S.append(np.full(b - a, g, dtype=np.int64))
+            T.append(rows.times[a:b])
+            for name, (v, valid, kind) in rows.fields.items():
+                va = valid[a:b]
+                if va.any():
+                    cols.setdefault(name, []).append(
+                        (n, v.take(np.arange(a, b)) if isinstance(v, StringArray) else v[a:b], va, kind))
+            n += b - a
+            continue
         sel = _ranges(rows.key_start[kidx], rows.key_end[kidx])
         if after is not None:
             sel = sel[rows.times[sel] > after]

@@ -7,11 +7,11 @@ after the 200 is missed), optionally replays history or the points after ``Last-
 storage, and turns the subscription's batches into events. The pure parts (what a batch gives,
 which windows are due) are in ``chronosdb.pubsub.streaming``; this module is the I/O edge.
 
-Coalescing: a session takes everything queued for it at each wake-up, and a raw stream that sent
-points less than ``CHRONOSDB_STREAM_PACE_MS`` (default 8) ago waits out the rest before sending
-again; the batches taken become one ``points`` event (``raw_series_many``: one entry per series).
-So a stream's per-event cost is paid at most ~125 times a second however fast the writes come,
-while the first event after a quiet spell goes out at once. The event is formatted and encoded
+Coalescing: a session takes everything queued for it at each wake-up, and a raw stream receiving
+more than ``CHRONOSDB_STREAM_PACE_ABOVE`` points/s (default 2000) waits for the next tick of a
+``CHRONOSDB_STREAM_PACE_MS`` grid (default 50) first; the batches taken become one ``points``
+event (``raw_series_many``: one entry per series). So a busy stream costs at most ~20 events a
+second however fast the writes come, while a quiet stream's points go out at once. The event is formatted and encoded
 once per (batches taken, query, epoch), shared by the sessions of an equal query (``_SHARED``).
 
 Event framing: SSE ``id:``/``event:``/``data:`` blocks, or one WebSocket text message
@@ -47,10 +47,12 @@ GRACE_NS = int(float(os.environ.get("CHRONOSDB_STREAM_GRACE", str(DEFAULT_GRACE_
 QUEUE_POINTS = int(os.environ.get("CHRONOSDB_STREAM_QUEUE_POINTS", "100000"))
 # Batches at least this large are turned into rows on a worker thread, not on the event loop.
 OFFLOAD_POINTS = 20_000
-# Coalescing (see StreamSession._events): a raw stream sends at most one points event per this
-# many seconds; whatever arrives meanwhile goes into the next event. The first event after a
-# quiet spell is sent at once, so delivery latency grows only for streams already busy.
-PACE_SECONDS = float(os.environ.get("CHRONOSDB_STREAM_PACE_MS", "8")) / 1000
+# Coalescing (see StreamSession._events): a raw stream receiving more than PACE_ABOVE_POINTS
+# points/s sends at most one points event per PACE_SECONDS (on a grid shared by all streams);
+# whatever arrives meanwhile goes into that event. Quieter streams send each batch at once, so
+# their delivery latency is untouched; a busy stream's latency is up to PACE_SECONDS more.
+PACE_SECONDS = float(os.environ.get("CHRONOSDB_STREAM_PACE_MS", "50")) / 1000
+PACE_ABOVE_POINTS = float(os.environ.get("CHRONOSDB_STREAM_PACE_ABOVE", "2000"))
 # Running values of an open window are recomputed at most this often (partial=true).
 PARTIAL_MIN_SECONDS = 0.25
 
@@ -60,7 +62,7 @@ _PREFIX = b'{"results":[{"statement_id":0,'
 # (keyed by object identity; each entry keeps its objects alive so an id cannot be reused
 # meanwhile). Recent entries only.
 _SHARED: dict = {}
-_SHARED_LIMIT = 256
+_SHARED_LIMIT = 128
 _SUFFIX = b"]}\n"
 
 
@@ -110,6 +112,7 @@ class StreamSession:
         self.cursor = resume_after
         self.query_text = plan.stmt  # equal statements share encoded rows (see _SHARED)
         self.resume = resume_after is not None
+        self._rate_since, self._rate_points, self._rate_busy = time.monotonic(), 0, False
         self.keys = KeyInfo()
         self.revoked: str | None = None
         self.tracker = WindowTracker(plan.interval, plan.offset, GRACE_NS) if plan.kind == "window" else None
@@ -146,27 +149,50 @@ class StreamSession:
     def _event(self, kind: str, series, ident: int | None) -> StreamEvent:
         return StreamEvent(kind, None if ident is None else str(ident), encode_data(series, self.epoch))
 
+    def _busy(self, items) -> bool:
+        """Is this stream receiving more than PACE_ABOVE_POINTS points/s (measured over
+        quarter-second spans)? Only busy streams are paced, so a quiet stream's points go out
+        at once."""
+        now = time.monotonic()
+        self._rate_points += sum(p.n_values for k, p in items if k == "batch")
+        span = now - self._rate_since
+        if span >= 0.25:
+            self._rate_busy = self._rate_points / span > PACE_ABOVE_POINTS
+            self._rate_since, self._rate_points = now, 0
+        return self._rate_busy or self._rate_points > PACE_ABOVE_POINTS * 0.25
+
     async def _points_event(self, taken: list) -> StreamEvent | None:
         """One points event for the batches taken at one wake-up ((batch, after) pairs), or
         None when they give no rows. Formatted in one ``raw_series_many`` pass; sessions of an
         equal query usually take the same batches together and share the result (``_SHARED``,
-        not when a resume cursor applies)."""
-        key = None
+        not when a resume cursor applies). While one session computes it, the others wait for
+        its result instead of computing it too."""
+        key = fut = None
         if all(after is None for _b, after in taken):
             key = (tuple(id(b) for b, _a in taken), self.query_text, self.epoch)
             hit = _SHARED.get(key)
             if hit is not None and all(x is y for x, (y, _a) in zip(hit[0], taken)):
-                t, data = hit[1], hit[2]
-                return self._advance(t, data)
-        if sum(b.n_values for b, _a in taken) >= OFFLOAD_POINTS:
-            series = await self.server.run_blocking(raw_series_many, self.plan, taken, self.keys)
-        else:
-            series = raw_series_many(self.plan, taken, self.keys)
-        t = max_time(series)
-        data = encode_data(series, self.epoch) if series else None
-        if key is not None:
-            _remember(key, (tuple(b for b, _a in taken), t, data))
-        return self._advance(t, data)
+                res = hit[1]
+                if isinstance(res, asyncio.Future):
+                    res = await asyncio.shield(res)
+                if res is not None:             # None: the computing session went away
+                    return self._advance(*res)
+            else:
+                fut = asyncio.get_running_loop().create_future()
+                _remember(key, (tuple(b for b, _a in taken), fut))
+        res = None
+        try:
+            if sum(b.n_values for b, _a in taken) >= OFFLOAD_POINTS:
+                series = await self.server.run_blocking(raw_series_many, self.plan, taken, self.keys)
+            else:
+                series = raw_series_many(self.plan, taken, self.keys)
+            res = (max_time(series), encode_data(series, self.epoch) if series else None)
+        finally:
+            if fut is not None:
+                fut.set_result(res)
+                if res is not None and _SHARED.get(key, (None, None))[1] is fut:
+                    _SHARED[key] = (tuple(b for b, _a in taken), res)
+        return self._advance(*res)
 
     def _advance(self, t, data) -> StreamEvent | None:
         if data is None:
@@ -224,7 +250,6 @@ class StreamSession:
         # (a window may come again, recomputed, if points for it arrive after it was sent).
         resumed_through = self.cursor if plan.kind == "window" else None
         last_sent = time.monotonic()
-        last_points = 0.0
         last_partial = 0.0
         partial_dirty = False
         while True:
@@ -240,14 +265,13 @@ class StreamSession:
                     timeout = min(timeout, PARTIAL_MIN_SECONDS - (time.monotonic() - last_partial))
             try:
                 items = await self.sub.get_many(max(timeout, 0.0))
-                if items and plan.kind == "raw" and PACE_SECONDS > 0:
-                    # Coalescing: a stream that sent points moments ago waits out the rest of
-                    # PACE_SECONDS and takes everything queued by then as one event, so under a
-                    # heavy write load each stream costs a bounded number of events per second.
-                    wait = PACE_SECONDS - (time.monotonic() - last_points)
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                        items += self.sub.drain()
+                if items and plan.kind == "raw" and self._busy(items) and PACE_SECONDS > 0:
+                    # Coalescing under load: wait for the next tick of a PACE_SECONDS grid and
+                    # take everything queued by then as one event. The grid is the same for
+                    # every session, so sessions of an equal query take the same batches and
+                    # share one formatted event (_SHARED).
+                    await asyncio.sleep(PACE_SECONDS - time.time() % PACE_SECONDS)
+                    items += self.sub.drain()
             except SubscriptionClosed as e:
                 yield _error_event(self.revoked or e.reason)
                 return
@@ -271,7 +295,7 @@ class StreamSession:
                 ev = await self._points_event(taken)
                 if ev is not None:
                     yield ev
-                    last_sent = last_points = time.monotonic()
+                    last_sent = time.monotonic()
             if self.tracker is not None:
                 for start in self.tracker.due(time.time_ns()):
                     if resumed_through is not None and start <= resumed_through:
