@@ -103,7 +103,7 @@ class RaftNode:
         self.propose_timeout = propose_timeout
         self.raw: RawNode | None = None
         self._inbox: deque = deque()          # ("msg", Message) | ("propose", ...) | ...
-        self._wake = asyncio.Event()
+        self._waker: asyncio.Future | None = None   # the loop sleeps on this between turns
         self._task: asyncio.Task | None = None
         self._nonce = rng.getrandbits(63)
         self._seq = itertools.count(1)
@@ -259,7 +259,11 @@ class RaftNode:
 
     def _submit(self, item) -> None:
         self._inbox.append(item)
-        self._wake.set()
+        self._wake_up()
+
+    def _wake_up(self) -> None:
+        if self._waker is not None and not self._waker.done():
+            self._waker.set_result(None)
 
     def _on_transport_message(self, frm: int, obj) -> None:
         if not (isinstance(obj, list) and len(obj) == 2 and obj[0] == RAFT_CHANNEL):
@@ -289,11 +293,16 @@ class RaftNode:
         while True:
             delay = next_tick - loop.time()
             if delay > 0 and not self._inbox:
+                # A bare future plus a timer, not wait_for(Event.wait()): on Python 3.11,
+                # wait_for can swallow a cancellation that races with the inner wait finishing,
+                # and stop() would then wait for this task forever.
+                self._waker = loop.create_future()
+                timer = loop.call_later(delay, self._wake_up)
                 try:
-                    await asyncio.wait_for(self._wake.wait(), delay)
-                except asyncio.TimeoutError:
-                    pass
-            self._wake.clear()
+                    await self._waker
+                finally:
+                    timer.cancel()
+                    self._waker = None
             now = loop.time()
             if now >= next_tick:
                 self.raw.tick()
