@@ -26,6 +26,7 @@ Reads. ``read(linearizable=True)`` runs Raft's ReadIndex (the leader confirms it
 a heartbeat round, answers its commit index; the read is served once this node has applied that
 far), so it observes every write acknowledged before it was called, on any member.
 ``read(linearizable=False)`` is a *stale local read*: this node's applied state as it is now.
+A read forwarded to a leader that then lost office is asked again of the next leader.
 
 Membership addresses. Applying ``AddMember``/``RemoveMember`` points the transport at (or away
 from) that node's rpc address, so a cluster learns its peers' addresses through the log itself.
@@ -112,6 +113,7 @@ class RaftNode:
         self._reads: dict[bytes, asyncio.Future] = {}        # context -> future of read index
         self._waiting_apply: list[tuple[int, asyncio.Future]] = []
         self._snapshot_index = 0
+        self._leader_seen = 0
         self.snapshots_installed = 0              # snapshots received from a leader
         self._stopped = False
         self._io: asyncio.Future | None = None   # the storage call running in a worker thread
@@ -370,6 +372,9 @@ class RaftNode:
             if fut is not None and not fut.done():
                 self._waiting_apply.append((rs.index, fut))
         raw.advance(rd)
+        if rd.soft_state is not None and rd.soft_state.leader not in (0, self._leader_seen):
+            self._leader_seen = rd.soft_state.leader
+            self._reissue_reads()
         done_to = raw.applied_index
         if applied is not None:
             done_to = max(done_to, applied)
@@ -382,6 +387,19 @@ class RaftNode:
                 else:
                     still.append((index, fut))
             self._waiting_apply = still
+
+    def _reissue_reads(self) -> None:
+        """Ask the new leader again for every read still unanswered.
+
+        A ReadIndex request forwarded to a leader that has since lost office is never
+        answered. Asking again is safe: any answer is a commit index confirmed *after* the
+        read was called, which is all linearizability needs; a late duplicate answer finds
+        no future and is ignored."""
+        for ctx in list(self._reads):
+            try:
+                self.raw.read_index(ctx)
+            except RaftError:
+                break                               # no leader after all: the next change retries
 
     def _apply_entry(self, e) -> None:
         if e.kind == EntryKind.CONF_CHANGE:
