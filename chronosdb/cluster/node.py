@@ -84,7 +84,9 @@ class RaftNode:
     the founding membership: on first start (empty storage) a founder writes it into its log as
     committed conf-change entries (see ``_bootstrap_log``); every founder must pass the same
     conf. A node joining an existing cluster passes ``ConfState()`` and learns the membership
-    from the leader's log. Once storage holds anything, ``conf`` is ignored. ``rng`` seeds
+    from the leader's log. Once storage holds anything, ``conf`` is ignored. ``state`` must be
+    a fresh ``MetaState()``: the node rebuilds it from the snapshot and the log (and replaces
+    the object when it restores a snapshot, so always read ``node.state``). ``rng`` seeds
     election timeouts and request nonces.
     """
 
@@ -116,6 +118,7 @@ class RaftNode:
         self._leader_seen = 0
         self.snapshots_installed = 0              # snapshots received from a leader
         self._stopped = False
+        self.failure: Exception | None = None      # why the driver loop died, if it did
         self._io: asyncio.Future | None = None   # the storage call running in a worker thread
         transport.on_message = self._on_transport_message
 
@@ -165,13 +168,7 @@ class RaftNode:
         if self._io is not None and not self._io.done():
             # A save cancelled mid-way still runs in its thread: let it finish before close.
             await asyncio.wait([self._io])
-        err = NodeStopped(f"raft node {self.id} stopped")
-        for fut in [*self._pending.values(), *self._reads.values(),
-                    *(f for _, f in self._waiting_apply),
-                    *(f for fs in self._pending_conf.values() for f in fs)]:
-            if not fut.done():
-                fut.set_exception(err)
-        self._pending.clear(), self._reads.clear(), self._waiting_apply.clear(), self._pending_conf.clear()
+        self._fail_pending(NodeStopped(f"raft node {self.id} stopped"))
         await asyncio.to_thread(self.storage.close)
 
     # ------------------------------------------------------------------ public API
@@ -215,7 +212,7 @@ class RaftNode:
             return {"id": self.id, "role": "stopped"}
         cs = raw.conf_state
         out = {
-            "id": self.id, "role": Role(raw.role).name.lower(), "leader": raw.leader_id,
+            "id": self.id, "role": "failed" if self.failure else Role(raw.role).name.lower(), "leader": raw.leader_id,
             "term": raw.term, "commit": raw.commit_index, "applied": raw.applied_index,
             "last_index": raw.last_index, "snapshot_index": self._snapshot_index,
             "snapshots_installed": self.snapshots_installed,
@@ -240,6 +237,8 @@ class RaftNode:
     # ------------------------------------------------------------------ plumbing
 
     def _new_future(self) -> asyncio.Future:
+        if self.failure is not None:
+            raise NodeStopped(f"raft node {self.id} failed: {self.failure!r}")
         if self._stopped or self._task is None:
             raise NodeStopped(f"raft node {self.id} is not running")
         return asyncio.get_running_loop().create_future()
@@ -290,6 +289,26 @@ class RaftNode:
     # ------------------------------------------------------------------ the loop
 
     async def _run(self) -> None:
+        try:
+            await self._loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            # A storage error (disk full, corruption) or a broken core invariant: this member
+            # must stop taking part rather than carry on with state it cannot trust.
+            log.exception("raft node %d: driver loop failed; the node stops", self.id)
+            self.failure = e
+            self._fail_pending(NodeStopped(f"raft node {self.id} failed: {e!r}"))
+
+    def _fail_pending(self, err: Exception) -> None:
+        for fut in [*self._pending.values(), *self._reads.values(),
+                    *(f for _, f in self._waiting_apply),
+                    *(f for fs in self._pending_conf.values() for f in fs)]:
+            if not fut.done():
+                fut.set_exception(err)
+        self._pending.clear(), self._reads.clear(), self._waiting_apply.clear(), self._pending_conf.clear()
+
+    async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         next_tick = loop.time() + self.tick_interval
         while True:

@@ -296,3 +296,31 @@ def test_concurrent_clients_see_a_linearizable_history_across_a_leader_failure(t
         result = check_kv(history)
         assert result.ok, result.explain()
     run(main())
+
+
+def test_a_storage_failure_stops_the_node_and_fails_its_callers(tmp_path):
+    from chronosdb.cluster.node import NodeStopped
+
+    async def main():
+        t = Transport(1, ("127.0.0.1", 0), lambda f, o: None)
+        await t.start()
+        storage = RaftStorage(str(tmp_path / "solo"))
+        n = RaftNode(1, storage, t, MetaState(), conf=ConfState((1,)), rng=random.Random(0),
+                     tick_interval=TICK)
+        await n.start()
+        try:
+            await until(lambda: n.is_leader, what="a single voter elects itself")
+            await n.propose(CreateDatabase("ok"))
+
+            def disk_full(*a, **k):
+                raise OSError(28, "No space left on device")
+            storage.save = disk_full
+            with pytest.raises(NodeStopped, match="No space left"):
+                await n.propose(CreateDatabase("lost"))
+            assert n.status()["role"] == "failed"
+            with pytest.raises(NodeStopped, match="failed"):
+                await n.propose(CreateDatabase("after"))
+        finally:
+            await n.stop()
+            await t.close()
+    run(main())
