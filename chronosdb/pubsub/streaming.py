@@ -324,6 +324,102 @@ class _MergedRows:
         self.n = len(times)
 
 
+def _merge_fields(cols: dict, n: int) -> dict:
+    """name -> [(row offset, values, valid, kind)] pieces as full-length field columns."""
+    fields = {}
+    for name, pieces in cols.items():
+        kind = pieces[0][3]
+        pieces = [p for p in pieces if p[3] == kind]   # another type under one name: keep the first
+        valid = np.zeros(n, dtype=bool)
+        if kind == "string":
+            chunks, at = [], 0
+            for off, v, va, _k in pieces:
+                if off > at:
+                    chunks.append(StringArray.from_list([""] * (off - at)))
+                chunks.append(v)
+                at = off + len(v)
+                valid[off:at] = va
+            if at < n:
+                chunks.append(StringArray.from_list([""] * (n - at)))
+            vals = StringArray.concat(chunks)
+        else:
+            vals = np.zeros(n, dtype=pieces[0][1].dtype)
+            for off, v, va, _k in pieces:
+                vals[off:off + len(v)] = v
+                valid[off:off + len(v)] = va
+        fields[name] = (vals, valid, kind)
+    return fields
+
+
+class _Combined:
+    """The rows of several published batches as one row set sorted by (series, time), with a
+    key list common to them (``gid_of[i]``: batch i's key index -> common key id) and each
+    common key's [start, end) of rows. Built once per set of batches (``combined_rows``) and
+    shared by every stream that took that set at one tick."""
+
+    def __init__(self, shareds: tuple):
+        gid: dict[bytes, int] = {}
+        self.key_list: list[bytes] = []
+        self.info_list: list = []
+        self.gid_of = []
+        S, T, cols, n = [], [], {}, 0
+        for sh in shareds:
+            rows = shared_rows(sh)
+            ids = np.empty(len(sh.batch.keys), dtype=np.int64)
+            for i, key in enumerate(sh.batch.keys):
+                g = gid.get(key)
+                if g is None:
+                    g = gid[key] = len(self.key_list)
+                    self.key_list.append(key)
+                    self.info_list.append(sh.infos[i])
+                ids[i] = g
+            self.gid_of.append(ids)
+            S.append(ids[rows.series])
+            T.append(rows.times)
+            for name, (v, valid, kind) in rows.fields.items():
+                cols.setdefault(name, []).append((n, v, valid, kind))
+            n += rows.n
+        series, times = np.concatenate(S), np.concatenate(T)
+        fields = _merge_fields(cols, n)
+        order = np.lexsort((times, series))        # stable: batch order within a tie
+        self.rows = _MergedRows(series[order], times[order],
+                                {k: (_take(v, order), va[order], kind) for k, (v, va, kind) in fields.items()})
+        ks = np.arange(len(self.key_list))
+        self.key_start = np.searchsorted(self.rows.series, ks, "left")
+        self.key_end = np.searchsorted(self.rows.series, ks, "right")
+
+
+_COMBINED: dict = {}
+_COMBINED_LIMIT = 16
+
+
+def combined_rows(shareds: tuple) -> _Combined:
+    key = tuple(id(s) for s in shareds)
+    hit = _COMBINED.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], shareds)):
+        return hit[1]
+    comb = _Combined(shareds)
+    if len(_COMBINED) >= _COMBINED_LIMIT:
+        _COMBINED.pop(next(iter(_COMBINED)), None)
+    _COMBINED[key] = (shareds, comb)
+    return comb
+
+
+def _series_from_combined(plan: StreamPlan, parts: list) -> list[Series]:
+    comb = combined_rows(tuple(b.shared for b, _a in parts))
+    want = np.unique(np.concatenate([comb.gid_of[i][b.key_idx] for i, (b, _a) in enumerate(parts)]))
+    by_meas: dict[bytes, list[int]] = {}
+    for g in want.tolist():
+        by_meas.setdefault(comb.info_list[g][0], []).append(g)
+    out: list[Series] = []
+    for meas in sorted(by_meas):
+        gs = np.array(by_meas[meas], dtype=np.int64)
+        sel = _ranges(comb.key_start[gs], comb.key_end[gs])
+        if len(sel):
+            out.extend(_measurement_series(plan, comb.rows, sel, comb.key_list, comb.info_list, meas))
+    return out
+
+
 def raw_series_many(plan: StreamPlan, parts: list, keys: KeyInfo) -> list[Series]:
     """``raw_series`` of several queued batches at once, as one event: ``parts`` is a list of
     (batch, after). Each part contributes the slices of its shared rows (numpy gathers, a
@@ -331,6 +427,11 @@ def raw_series_many(plan: StreamPlan, parts: list, keys: KeyInfo) -> list[Series
     and residual filter and one series build for all of them, instead of one per batch."""
     if len(parts) == 1:
         return raw_series(plan, parts[0][0], keys, parts[0][1])
+    if all(isinstance(b, MatchedBatch) and a is None for b, a in parts) and \
+            len({id(b.shared) for b, _a in parts}) == len(parts):
+        # Live batches from the bus: slice the rows of all of them combined, built once for
+        # every stream that took the same batches (see _Combined).
+        return _series_from_combined(plan, parts)
     gid: dict[bytes, int] = {}
     key_list: list[bytes] = []
     info_list: list = []
@@ -393,28 +494,7 @@ def raw_series_many(plan: StreamPlan, parts: list, keys: KeyInfo) -> list[Series
         return []
     series = np.concatenate(S)
     times = np.concatenate(T)
-    fields = {}
-    for name, pieces in cols.items():
-        kind = pieces[0][3]
-        pieces = [p for p in pieces if p[3] == kind]   # another type under one name: keep the first
-        valid = np.zeros(n, dtype=bool)
-        if kind == "string":
-            chunks, at = [], 0
-            for off, v, va, _k in pieces:
-                if off > at:
-                    chunks.append(StringArray.from_list([""] * (off - at)))
-                chunks.append(v)
-                at = off + len(v)
-                valid[off:at] = va
-            if at < n:
-                chunks.append(StringArray.from_list([""] * (n - at)))
-            vals = StringArray.concat(chunks)
-        else:
-            vals = np.zeros(n, dtype=pieces[0][1].dtype)
-            for off, v, va, _k in pieces:
-                vals[off:off + len(v)] = v
-                valid[off:off + len(v)] = va
-        fields[name] = (vals, valid, kind)
+    fields = _merge_fields(cols, n)
     merged = _MergedRows(series, times, fields)
     order = np.lexsort((times, series))
     meas_of = [m for m, _t in info_list]

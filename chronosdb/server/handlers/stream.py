@@ -266,10 +266,11 @@ class StreamSession:
             try:
                 items = await self.sub.get_many(max(timeout, 0.0))
                 if items and plan.kind == "raw" and self._busy(items) and PACE_SECONDS > 0:
-                    # Coalescing under load: wait for the next tick of a PACE_SECONDS grid and
-                    # take everything queued by then as one event. The grid is the same for
-                    # every session, so sessions of an equal query take the same batches and
-                    # share one formatted event (_SHARED).
+                    # Coalescing under load: wait for the next tick of the PACE_SECONDS grid
+                    # and take everything queued by then as one event. The grid is the same
+                    # for every stream, so streams take the same batches at a tick: their rows
+                    # are combined once (streaming.combined_rows) and sessions of an equal
+                    # query share one formatted event (_SHARED).
                     await asyncio.sleep(PACE_SECONDS - time.time() % PACE_SECONDS)
                     items += self.sub.drain()
             except SubscriptionClosed as e:
