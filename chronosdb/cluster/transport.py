@@ -34,7 +34,8 @@ from typing import Callable
 
 import cbor2
 
-__all__ = ["Transport", "FrameError", "encode_frame", "HELLO_TAG", "DEFAULT_MAX_FRAME"]
+__all__ = ["Transport", "FrameError", "encode_frame", "reconnect_delays", "HELLO_TAG",
+           "DEFAULT_MAX_FRAME"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,16 @@ async def _read_frame(reader: asyncio.StreamReader, max_frame: int):
         return cbor2.loads(body)
     except Exception as e:  # cbor2 raises several types for malformed input
         raise FrameError(f"frame body is not valid CBOR: {e}") from None
+
+
+def reconnect_delays(rng: random.Random, initial: float, maximum: float):
+    """Seconds to wait before each reconnect attempt: the base doubles from ``initial`` up to
+    ``maximum``, and each wait is drawn from [base/2, base] so that peers that lost the same
+    node do not all redial it in the same instant when it comes back."""
+    base = initial
+    while True:
+        yield base * (0.5 + rng.random() / 2)
+        base = min(base * 2, maximum)
 
 
 @dataclass
@@ -155,18 +166,16 @@ class Transport:
         return True
 
     async def _run_link(self, peer: _Peer) -> None:
-        delay = self.backoff_initial
+        delays = reconnect_delays(self.rng, self.backoff_initial, self.backoff_max)
         while True:
             try:
                 reader, writer = await asyncio.open_connection(*peer.address)
             except OSError as e:
                 log.debug("raft link %d -> %d (%s:%d): connect failed: %s",
                           self.node_id, peer.node_id, *peer.address, e)
-                # Full jitter: spreads reconnect storms when a node comes back.
-                await asyncio.sleep(delay * (0.5 + self.rng.random() / 2))
-                delay = min(delay * 2, self.backoff_max)
+                await asyncio.sleep(next(delays))
                 continue
-            delay = self.backoff_initial
+            delays = reconnect_delays(self.rng, self.backoff_initial, self.backoff_max)
             peer.connected, peer.writer = True, writer
             peer.connects += 1
             try:

@@ -7,7 +7,7 @@ import struct
 
 import cbor2
 
-from chronosdb.cluster.transport import Transport, encode_frame
+from chronosdb.cluster.transport import Transport, encode_frame, reconnect_delays
 
 LOOP = ("127.0.0.1", 0)
 
@@ -160,3 +160,12 @@ def test_hello_frame_is_cbor_with_the_node_id():
     frame = encode_frame(["chronosdb-raft", 1, 5])
     (n,) = struct.unpack(">I", frame[:4])
     assert cbor2.loads(frame[4:4 + n]) == ["chronosdb-raft", 1, 5]
+
+
+def test_reconnect_backoff_doubles_to_the_cap_with_seeded_jitter():
+    take = lambda seed: [d for _, d in zip(range(10), reconnect_delays(random.Random(seed), 0.1, 1.0))]
+    delays = take(7)
+    assert delays == take(7) and delays != take(8)          # the rng decides the jitter
+    bases = [0.1, 0.2, 0.4, 0.8] + [1.0] * 6
+    for d, base in zip(delays, bases):
+        assert base / 2 <= d <= base
