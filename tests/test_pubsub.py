@@ -440,3 +440,22 @@ def _rows_by_series(series) -> dict:
                 row[c.name] = v.to_list()[0] if hasattr(v, "to_list") else v.item()
             rows.append((t, sorted(row.items())))
     return {k: sorted(v) for k, v in out.items()}
+
+
+def test_a_lagging_reader_queues_copies_of_small_parts_not_whole_batches():
+    async def main():
+        bus = Bus()
+        one = bus.subscribe(SubscriptionFilter("db", measurement=b"cpu", tags=tx.TagEquals("host", "h1")))
+        ten_hosts = WriteBatch.from_points([(f"cpu,host=h{i % 10}", "v", FieldType.FLOAT, i, 1.0)
+                                            for i in range(30)])
+        for _ in range(40):
+            _publish_from_thread(bus, ten_hosts)
+        deadline = asyncio.get_running_loop().time() + 10
+        while one.delivered < 120 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.001)
+        kinds = [type(b).__name__ for b in one._queue]
+        assert kinds[:32] == ["MatchedBatch"] * 32 and set(kinds[32:]) == {"WriteBatch"}
+        items = one.drain()
+        assert sum(p.n_values for _k, p in items) == 120
+        assert all(p.keys[s] == b"cpu,host=h1" for _k, p in items for c in p.columns for s in c.series.tolist())
+    asyncio.run(main())

@@ -42,6 +42,9 @@ DEFAULT_MAX_POINTS = 100_000
 # Match plans cached per distinct keys list (see Bus._plan_for); batches with more keys than
 # this are matched afresh (hashing their keys would cost about as much as matching them).
 PLAN_CACHE_ENTRIES = 256
+# A queued MatchedBatch keeps its whole published batch alive. Once a reader has this many
+# batches queued, small parts are copied out instead (see Subscription._offer).
+COMPACT_AFTER_BATCHES = 32
 PLAN_CACHE_MAX_KEYS = 10_000
 
 
@@ -88,6 +91,12 @@ class Subscription:
             self.missed += n
             self._notify()
             return 0, n
+        if (isinstance(batch, MatchedBatch) and len(self._queue) >= COMPACT_AFTER_BATCHES
+                and n * 4 < batch.shared.batch.n_values):
+            # The reader is behind and this part is a small share of its batch: keep a copy of
+            # the part, not the whole published batch (memory stays proportional to the points
+            # queued, as the bound promises).
+            batch = batch.compact()
         self._queue.append(batch)
         self.queued_points += n
         self.delivered += n

@@ -182,6 +182,10 @@ class MatchedBatch(WriteBatch):
     def n_values(self) -> int:
         return self._n
 
+    def compact(self) -> WriteBatch:
+        """This part as a plain batch of its own (copied) columns: lets the shared batch go."""
+        return WriteBatch(self.keys, list(self.columns))
+
     def __repr__(self):
         return f"MatchedBatch({len(self.key_idx)} of {len(self.keys)} keys, {self._n} points)"
 

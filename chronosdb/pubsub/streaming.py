@@ -9,6 +9,15 @@ Two kinds of stream (``StreamPlan.kind``):
   WHERE clause's time range and residual (field comparisons) are evaluated with
   ``condition.eval_residual`` over the rows of each distinct series (numpy, one call per
   series, not per point), and rows are grouped into InfluxDB-shaped series, time-ordered.
+
+  Shared work. A published batch's rows, sorted by series then time, are built **once** for all
+  its subscribers (``shared_rows``, kept on the bus's ``SharedBatch``); a subscriber's part is
+  the contiguous slices of its keys. Tag dicts are decoded once per key (``_key_tags``, an
+  ``lru_cache``). ``raw_series_many`` formats several queued batches as one event: streams of
+  one series per batch concatenate their slices; others slice the rows of all the batches taken
+  combined (``combined_rows``: built once per set of batches, shared by every stream that took
+  the same set at a pace tick). ``merge_series`` (per-batch series merged per series) is the
+  plain reference it is tested against.
 * ``"window"`` — any SELECT with ``GROUP BY time(interval[, offset])``. Live points only mark
   their windows dirty (one ``np.unique`` per batch); when the server clock passes a dirty
   window's end plus ``grace``, the statement is **re-run by the ordinary executor** over exactly
@@ -390,7 +399,7 @@ class _Combined:
 
 
 _COMBINED: dict = {}
-_COMBINED_LIMIT = 16
+_COMBINED_LIMIT = 4
 
 
 def combined_rows(shareds: tuple) -> _Combined:

@@ -62,7 +62,7 @@ _PREFIX = b'{"results":[{"statement_id":0,'
 # (keyed by object identity; each entry keeps its objects alive so an id cannot be reused
 # meanwhile). Recent entries only.
 _SHARED: dict = {}
-_SHARED_LIMIT = 128
+_SHARED_LIMIT = 16
 _SUFFIX = b"]}\n"
 
 
