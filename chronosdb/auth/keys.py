@@ -184,6 +184,28 @@ class KeyStore:
         self._commit(list(snap.by_id.values()) + [_StoredKey(info, digest_of(key))])
         return info, key
 
+    def insert_hashed(self, key_id: str, digest: bytes, database: str | None, scope: str,
+                      created_ns: int, description: str = "") -> bool:
+        """Add a key known only by its id and SHA-256 (a cluster replicates the hash, never the
+        secret). Idempotent: the same id with the same hash again is a no-op (False); True when
+        added. A different key under the same id, or the same hash under another id, is an error.
+        """
+        validate_scope(database, scope)
+        if not isinstance(digest, bytes) or len(digest) != hashlib.sha256().digest_size:
+            raise KeyRequestError("key hash must be 32 bytes (SHA-256)")
+        with self._write_lock:
+            snap = self._snapshot
+            existing = snap.by_id.get(key_id)
+            if existing is not None:
+                if existing.digest != digest:
+                    raise KeyRequestError(f"key id {key_id} already exists with another hash")
+                return False
+            if digest in snap.by_digest:
+                raise KeyRequestError(f"the hash of key {key_id} is already stored under another id")
+            info = KeyInfo(key_id, database, scope, created_ns, description)
+            self._commit(list(snap.by_id.values()) + [_StoredKey(info, digest)])
+            return True
+
     def revoke(self, key_id: str) -> bool:
         """Revoke one key; it fails verification as soon as this returns. False if unknown.
 

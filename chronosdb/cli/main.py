@@ -2,6 +2,9 @@
 
     chronosdb serve [--data-dir DIR] [--http HOST:PORT] [--udp HOST:PORT=DATABASE ...]
                     [--no-auth] [--wal-fsync always|batch|none] [--config FILE]
+                    [--node-id N --rpc HOST:PORT (--peers ID=HOST:PORT,... | --join HOST:PORT)
+                     --cluster-secret S [--raft-snapshot-every N]]
+    chronosdb cluster status                  members, leader, term, commit and lag
     chronosdb write --db DB [FILE|-]          line protocol to a server, with progress
     chronosdb keys create|list|revoke ...     API key management
     chronosdb version
@@ -85,6 +88,42 @@ def _cmd_compact(args) -> int:
     return 0
 
 
+def _cmd_cluster_status(args) -> int:
+    doc = _client(args).request_json("GET", "/api/cluster/status")
+    if args.json:
+        import json
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(render_cluster_status(doc))
+    return 0
+
+
+def render_cluster_status(doc: dict) -> str:
+    """The status document of ``GET /api/cluster/status`` as a table."""
+    n = doc["node"]
+    leader = n.get("leader") or 0
+    lines = [f"node {n['id']} ({n['role']})  leader: {leader or 'none'}  term: {n.get('term')}  "
+             f"commit: {n.get('commit')}  applied: {n.get('applied')}  snapshot: {n.get('snapshot_index')}",
+             "",
+             f"{'ID':>4}  {'ROLE':8s}  {'RPC':22s}  {'HTTP':22s}  {'MATCH':>7}  {'LAG':>5}  LINK"]
+    followers = {int(k): v for k, v in (n.get("followers") or {}).items()}
+    peers = {int(k): v for k, v in doc.get("transport", {}).get("peers", {}).items()}
+    members = {m["id"]: m for m in n.get("members", [])}
+    ids = sorted(set(members) | set(n.get("voters", [])) | set(n.get("learners", [])))
+    for i in ids:
+        m = members.get(i, {})
+        role = ("leader" if i == leader else "voter") if i in n.get("voters", []) else \
+            ("learner" if i in n.get("learners", []) else "member")
+        f = followers.get(i)
+        match = "-" if f is None else str(f["match"])
+        lag = "-" if f is None else str(f["lag"])
+        link = "self" if i == n["id"] else ("up" if peers.get(i, {}).get("connected") else "down")
+        lines.append(f"{i:>4}  {role:8s}  {m.get('rpc', '?'):22s}  {m.get('http', '?'):22s}  {match:>7}  {lag:>5}  {link}")
+    if not followers:
+        lines.append("(lag is known on the leader only; ask the leader's --host for it)")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chronosdb", description="ChronosDB time-series database")
     sub = p.add_subparsers(dest="command", required=True)
@@ -101,6 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--wal-fsync", choices=("always", "batch", "none"), default=None,
                    help="when a write is acknowledged: after fsync (always, default), or sooner")
     s.add_argument("--config", default=None, metavar="FILE", help="TOML file with the same settings")
+    s.add_argument("--node-id", type=int, default=None, metavar="N",
+                   help="run as member N of a meta cluster (default: single node, no Raft)")
+    s.add_argument("--rpc", default=None, metavar="HOST:PORT", help="Raft listen address (cluster)")
+    s.add_argument("--peers", default=None, metavar="ID=HOST:PORT,...",
+                   help="founding members with their Raft addresses, this node included (same on every founder)")
+    s.add_argument("--join", default=None, metavar="HOST:PORT",
+                   help="join an existing cluster through a member's HTTP address")
+    s.add_argument("--cluster-secret", default=None, metavar="S",
+                   help="shared secret of the cluster's internal calls (or $CHRONOSDB_CLUSTER_SECRET)")
+    s.add_argument("--raft-snapshot-every", type=int, default=None, metavar="N",
+                   help="snapshot the meta state every N applied entries (default 1000)")
     s.set_defaults(func=_cmd_serve)
 
     def client_flags(sp):
@@ -124,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from chronosdb.cli.follow import add_query_parser
     add_query_parser(sub, client_flags)
+
+    cl = sub.add_parser("cluster", help="the meta cluster (admin key needed)")
+    cls_ = cl.add_subparsers(dest="cluster_command", required=True)
+    cst = cls_.add_parser("status", help="members, leader, term, commit, applied and follower lag")
+    client_flags(cst)
+    cst.add_argument("--json", action="store_true", help="print the raw status document")
+    cst.set_defaults(func=_cmd_cluster_status)
 
     k = sub.add_parser("keys", help="manage API keys (admin key needed)")
     ks = k.add_subparsers(dest="keys_command", required=True)

@@ -16,6 +16,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from chronosdb.auth import ADMIN_KEY_FILE, KEYS_FILE, Authorizer, KeyStore
+from chronosdb.cluster.service import ClusterService, LocalMetaWriter, RaftMetaWriter
 from chronosdb.cq import ContinuousQueryService
 from chronosdb.model.errors import ChronosError
 from chronosdb.query.executor import Limits
@@ -23,6 +24,7 @@ from chronosdb.query.manager import QueryManager
 from chronosdb.query.statements import attach_services
 from chronosdb.server.config import ServerConfig
 from chronosdb.server.handlers.admin import handle_compact
+from chronosdb.server.handlers.cluster import handle_cluster
 from chronosdb.server.handlers.console import handle_console, handle_docs
 from chronosdb.server.handlers.keys import handle_keys
 from chronosdb.server.handlers.openapi import handle_openapi
@@ -59,6 +61,7 @@ ROUTES = {
 # Longest prefix first: a path under one of these goes to its handler.
 PREFIX_ROUTES = (
     ("/api/keys/", handle_keys),
+    ("/api/cluster/", handle_cluster),
     ("/console/", handle_console),
     ("/docs/", handle_docs),
 )
@@ -91,6 +94,13 @@ class Server:
                                                          limits=self.query_limits)
         self.subscriptions = SubscriptionService(self.engine, config.data_dir, metrics=self.metrics)
         attach_services(self.engine, self.continuous_queries, self.subscriptions)
+        # Metadata writes (DDL, keys) go through one seam: directly on a single node, through
+        # the Raft meta cluster with --node-id (chronosdb.cluster.service; docs/cluster.md).
+        self.cluster = None
+        self.meta_writer = LocalMetaWriter(self.engine, self.keys)
+        if config.cluster:
+            self.cluster = ClusterService(self)
+        self.engine.meta_writer = self.meta_writer
         self._http_server = None
         self._udp_transports = []
         self._stop_event: asyncio.Event | None = None
@@ -141,8 +151,12 @@ class Server:
         self.http_address = (sock[0], sock[1])
         log.info("http listening on %s:%d (auth %s, wal-fsync %s, data dir %s)", sock[0], sock[1],
                  "on" if cfg.auth else "off", cfg.wal_fsync, os.path.abspath(cfg.data_dir))
+        if self.cluster is not None:
+            await self.cluster.start()
+            self.meta_writer = self.engine.meta_writer = RaftMetaWriter(self.cluster, loop)
         for host, port, db in cfg.udp:
-            self.engine.create_database(db)
+            if self.cluster is None:    # in a cluster the database comes from the meta store
+                self.engine.create_database(db)
             transport, _proto = await loop.create_datagram_endpoint(
                 lambda db=db: UdpListener(self, db), local_addr=(host, port))
             self._udp_transports.append(transport)
@@ -181,6 +195,8 @@ class Server:
             if c.transport is not None and c.queue.empty():
                 c.transport.close()
         await self.continuous_queries.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         await loop.run_in_executor(None, self.pool.shutdown, True)
         await loop.run_in_executor(None, self.subscriptions.stop)
         await loop.run_in_executor(None, self.engine.close)

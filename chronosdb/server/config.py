@@ -8,9 +8,18 @@ The TOML file holds the same settings as the flags (flags win)::
     auth = true
     wal-fsync = "always"
     max-body-bytes = 26214400
+
+    # meta cluster (docs/cluster.md); without node-id the server is a single node (no Raft)
+    node-id = 1
+    rpc = "127.0.0.1:7001"
+    peers = "1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003"   # founders (all the same)
+    join = "127.0.0.1:8086"           # instead of peers: an existing member's HTTP address
+    cluster-secret = "..."            # or $CHRONOSDB_CLUSTER_SECRET; required with node-id
+    raft-snapshot-every = 1000
 """
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 
@@ -29,6 +38,19 @@ def parse_hostport(s: str, what: str) -> tuple[str, int]:
         raise ConfigError(f"{what}: expected HOST:PORT, got {s!r}")
     host = host.strip("[]") or "127.0.0.1"
     return host, int(port)
+
+
+def parse_peers(s: str) -> dict[int, tuple[str, int]]:
+    """``1=host:port,2=host:port,...`` → {1: (host, port), ...}."""
+    peers: dict[int, tuple[str, int]] = {}
+    for item in (p.strip() for p in s.split(",")):
+        nid, sep, addr = item.partition("=")
+        if not sep or not nid.strip().isdigit() or int(nid) <= 0:
+            raise ConfigError(f"peers: expected ID=HOST:PORT[,ID=HOST:PORT...], got {item!r}")
+        if int(nid) in peers:
+            raise ConfigError(f"peers: node id {int(nid)} is listed twice")
+        peers[int(nid)] = parse_hostport(addr.strip(), f"peers (node {int(nid)})")
+    return peers
 
 
 def parse_udp(s: str) -> tuple[str, int, str]:
@@ -56,6 +78,17 @@ class ServerConfig:
     udp_batch_lines: int = 5000
     udp_flush_interval: float = 0.1
     udp_max_pending_bytes: int = 32 << 20
+    # Meta cluster. node_id None = single node: metadata written directly, no Raft.
+    node_id: int | None = None
+    rpc: tuple[str, int] | None = None          # Raft listener (no authentication: bind privately)
+    peers: dict[int, tuple[str, int]] = field(default_factory=dict)   # founders, self included
+    join: str | None = None                     # HTTP host:port of a member, for a later node
+    cluster_secret: str | None = None           # guards the internal /api/cluster/{join,propose}
+    raft_snapshot_every: int = 1000             # applied entries between meta snapshots
+
+    @property
+    def cluster(self) -> bool:
+        return self.node_id is not None
 
     @classmethod
     def from_sources(cls, args=None, toml_path: str | None = None) -> "ServerConfig":
@@ -79,12 +112,37 @@ class ServerConfig:
                 flags["auth"] = False
             if args.wal_fsync is not None:
                 flags["wal-fsync"] = args.wal_fsync
+            for name in ("node_id", "rpc", "peers", "join", "cluster_secret", "raft_snapshot_every"):
+                v = getattr(args, name, None)
+                if v is not None:
+                    flags[name.replace("_", "-")] = v
             cfg._apply(flags, source="command line")
+        if cfg.cluster_secret is None and os.environ.get("CHRONOSDB_CLUSTER_SECRET"):
+            cfg.cluster_secret = os.environ["CHRONOSDB_CLUSTER_SECRET"]
+        cfg._check_cluster()
         return cfg
+
+    def _check_cluster(self) -> None:
+        cluster_only = {"rpc": self.rpc, "peers": self.peers, "join": self.join}
+        if self.node_id is None:
+            given = [k for k, v in cluster_only.items() if v]
+            if given:
+                raise ConfigError(f"{', '.join(given)} need node-id (--node-id): they configure a cluster member")
+            return
+        if self.rpc is None:
+            raise ConfigError("node-id needs rpc (--rpc HOST:PORT), the Raft listen address")
+        if self.peers and self.join:
+            raise ConfigError("give either peers (founding members) or join (an existing cluster), not both")
+        if self.peers and self.node_id not in self.peers:
+            raise ConfigError(f"peers must include this node (id {self.node_id})")
+        if not self.cluster_secret:
+            raise ConfigError("a cluster member needs a shared secret: --cluster-secret, cluster-secret "
+                              "in the config file, or $CHRONOSDB_CLUSTER_SECRET")
 
     def _apply(self, doc: dict, source: str) -> None:
         known = {"data-dir", "http", "udp", "auth", "wal-fsync", "max-body-bytes", "workers",
-                 "header-timeout", "body-timeout", "keepalive-timeout", "query-timeout"}
+                 "header-timeout", "body-timeout", "keepalive-timeout", "query-timeout",
+                 "node-id", "rpc", "peers", "join", "cluster-secret", "raft-snapshot-every"}
         unknown = set(doc) - known
         if unknown:
             raise ConfigError(f"{source}: unknown setting(s): {', '.join(sorted(unknown))}")
@@ -101,7 +159,22 @@ class ServerConfig:
             if doc["wal-fsync"] not in FSYNC_MODES:
                 raise ConfigError(f"{source}: wal-fsync must be one of {', '.join(FSYNC_MODES)}")
             self.wal_fsync = doc["wal-fsync"]
-        for key, attr in (("max-body-bytes", "max_body_bytes"), ("workers", "workers")):
+        if "node-id" in doc:
+            v = doc["node-id"]
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ConfigError(f"{source}: node-id must be a positive integer, got {v!r}")
+            self.node_id = v
+        if "rpc" in doc:
+            self.rpc = parse_hostport(str(doc["rpc"]), "rpc")
+        if "peers" in doc:
+            self.peers = parse_peers(str(doc["peers"]))
+        if "join" in doc:
+            parse_hostport(str(doc["join"]), "join")
+            self.join = str(doc["join"])
+        if "cluster-secret" in doc:
+            self.cluster_secret = str(doc["cluster-secret"])
+        for key, attr in (("max-body-bytes", "max_body_bytes"), ("workers", "workers"),
+                          ("raft-snapshot-every", "raft_snapshot_every")):
             if key in doc:
                 v = doc[key]
                 if not isinstance(v, int) or v <= 0:

@@ -174,6 +174,16 @@ class Catalog:
                 self.database(db).default_rp = name
             self._save()
 
+    def set_default_retention_policy(self, db: str, name: str) -> None:
+        """Make ``name`` the default policy of ``db``; "" leaves it without one (as after
+        dropping the default). Used to mirror the cluster's meta state, which allows both."""
+        with self._lock:
+            d = self.database(db)
+            if name and name not in d.policies:
+                raise RetentionPolicyNotFound(db, name)
+            d.default_rp = name
+            self._save()
+
     def drop_retention_policy(self, db: str, name: str) -> RetentionPolicy | None:
         with self._lock:
             d = self.database(db)

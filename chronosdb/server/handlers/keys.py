@@ -5,6 +5,9 @@
   ``{"admin": true}`` creates another admin key.
 * ``GET /api/keys[?database=db]`` → ``{"keys": [{"id", "database", "scope", "created", "description"}]}``
 * ``DELETE /api/keys/{id}`` → 204, or 404 when there is no such key.
+
+Create and revoke go through ``server.meta_writer`` (the key store directly on a single node,
+a Raft proposal in a cluster); listing reads this node's key store.
 """
 from __future__ import annotations
 
@@ -47,13 +50,17 @@ async def handle_keys(server, req) -> Response:
         if not isinstance(desc, str):
             raise BadRequest('"description" must be a string')
         try:
-            info, key = store.create(db, scope, desc)
+            info, key = await server.run_blocking(server.meta_writer.create_key, db, scope, desc)
         except ValueError as e:
             raise BadRequest(str(e)) from None
         server.on_keys_changed()
         return Response.json({**_info(info), "key": key}, status=201)
     if req.method == "DELETE" and rest:
-        if not store.revoke(rest):
+        try:
+            revoked = await server.run_blocking(server.meta_writer.revoke_key, rest)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        if not revoked:
             raise NotFound(f'key not found: "{rest}"')
         server.on_keys_changed()
         return Response.empty(204)
