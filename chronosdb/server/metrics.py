@@ -96,7 +96,7 @@ class Metrics:
             if h is None:
                 h = self._hist[route] = [0] * (len(BUCKETS) + 2)
             h[bisect.bisect_left(BUCKETS, seconds)] += 1
-            h[-2] += seconds
+            h[-1] += seconds  # h[len(BUCKETS)] counts the overflow (+Inf) bucket
 
     def render(self) -> bytes:
         out: list[str] = []
@@ -121,7 +121,7 @@ class Metrics:
                     out.append(f'chronosdb_http_request_duration_seconds_bucket{{route="{route}",le="{bound:g}"}} {cum}')
                 cum += h[len(BUCKETS)]
                 out.append(f'chronosdb_http_request_duration_seconds_bucket{{route="{route}",le="+Inf"}} {cum}')
-                out.append(f'chronosdb_http_request_duration_seconds_sum{{route="{route}"}} {h[-2]:.6f}')
+                out.append(f'chronosdb_http_request_duration_seconds_sum{{route="{route}"}} {h[-1]:.6f}')
                 out.append(f'chronosdb_http_request_duration_seconds_count{{route="{route}"}} {cum}')
         if self.engine is not None:
             st = self.engine.stats()
