@@ -215,6 +215,14 @@ class ShardView:
         return merge_columns(ftype, runs_t, runs_v)
 
     # -- aggregates from block stats -------------------------------------------------------
+    def _any_block_inside(self, sid: int, field: bytes, lo: int, hi: int) -> bool:
+        """Whether some segment block of the series+field lies wholly inside [lo, hi]: from the
+        block index, without building block tables."""
+        for h in self.segments:
+            if h.reader.any_block_inside(sid, field, lo, hi):
+                return True
+        return False
+
     def read_with_stats(self, sid: int, field: bytes, min_time: int, max_time: int,
                         every: int = 0, offset: int = 0):
         """Split the data of one series+field in [min_time, max_time] into stats and points.
@@ -230,6 +238,10 @@ class ShardView:
         lo, hi = max(min_time, self.start), min(max_time, self.end - 1)
         if lo > hi:
             return None, None
+        if not self._any_block_inside(sid, field, lo, hi):
+            # No stored block lies wholly inside the range (a range shorter than a block, the
+            # common dashboard case): no stats can be used, read the points.
+            return None, self.scan(sid, field, lo, hi)
         spans = []  # (source index, lo, hi) of every source holding this key
         tables = {}
         for i, h in enumerate(self.segments):

@@ -152,6 +152,18 @@ class SegmentReader:
         except TypeError:  # an unhashable key cannot name an entry
             return None
 
+    def any_block_inside(self, series_id: int, field: bytes, lo: int, hi: int) -> bool:
+        """Whether a block of the series+field lies wholly inside [lo, hi] (block index only)."""
+        hit = self._lookup(series_id, field)
+        if hit is None:
+            return False
+        _, _ftype, a, b = hit
+        mn, mx = self._b_min, self._b_max
+        # blocks of an entry are in time order: the first block starting at or after lo is the
+        # only candidate that can end earliest
+        i = a + int(np.searchsorted(mn[a:b], lo, "left"))
+        return i < b and mx[i] <= hi
+
     def edge_point(self, series_id: int, field: bytes, lo: int, hi: int, last: bool):
         """The first (``last``: last) point of a series+field in [lo, hi] from the block index
         alone: ``(time, value)`` with the value a numpy scalar of the stats' dtype; None when no
