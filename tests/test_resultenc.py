@@ -579,3 +579,23 @@ def test_bad_times_raise_value_error():
         enc.encode_results(_one(Column("v", np.array([1.0, 2.0]), None, "float"), times=np.array([1.0, 2.0])))
     with pytest.raises(ValueError, match="epoch must be"):
         enc.encode_results([], epoch=5)
+
+
+def test_json_columns_are_written_as_given_and_as_csv_cells():
+    """A ``json`` column holds JSON the caller encoded (SHOW SUBSCRIPTIONS' destinations are a
+    list): written as it is in JSON, pretty or not, and as a quoted text cell in CSV."""
+    vals = StringArray.from_list([b'["http://a:1","udp://b:2"]', b'[]', b'{"k":[1,2.5,null]}'])
+    s = Series("db", None, None, [Column("name", StringArray.from_list([b"s1", b"s2", b"s3"]), None, "string"),
+                                  Column("destinations", vals, np.array([True, True, False]), "json")])
+    res = [StatementResult(0, [s])]
+    for pretty in (False, True):
+        got = enc.encode_results(res, None, pretty)
+        assert got == ref.encode_results(res, None, pretty)
+        doc = json.loads(got)
+        assert doc["results"][0]["series"][0]["values"] == [
+            ["s1", ["http://a:1", "udp://b:2"]], ["s2", []], ["s3", None]]
+    csv = enc.encode_csv(res, None)
+    assert csv == ref.encode_csv(res, None)
+    assert b'"[""http://a:1"",""udp://b:2""]"' in csv
+    with pytest.raises(ValueError, match="json column needs a StringArray"):
+        enc.encode_results([StatementResult(0, [Series("x", None, None, [Column("j", np.zeros(1), None, "json")])])])

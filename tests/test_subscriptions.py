@@ -200,10 +200,10 @@ def test_writes_are_forwarded_to_another_server_over_http_and_to_udp(start_serve
         assert sum(len(s["values"]) for s in doc["results"][0]["series"]) == 500
         _wait_for(lambda: dst.query("SELECT free FROM mem", db="db")[1]["results"][0].get("series"))
 
-        # SHOW SUBSCRIPTIONS: InfluxDB's columns; destinations as one text (see docs)
+        # SHOW SUBSCRIPTIONS: InfluxDB's columns; destinations a JSON array, as InfluxDB's
         res = _ok(src.query("SHOW SUBSCRIPTIONS"))
         assert res["series"] == [{"name": "db", "columns": ["retention_policy", "name", "mode", "destinations"],
-                                  "values": [["autogen", "s1", "ALL", f"{url}, udp://127.0.0.1:{uport}"]]}]
+                                  "values": [["autogen", "s1", "ALL", [url, f"udp://127.0.0.1:{uport}"]]]}]
         _st, _h, metrics = src.request("GET", "/metrics")
         text = metrics.decode()
         assert f'chronosdb_subscription_writes_forwarded_total{{destination="udp://127.0.0.1:{uport}",subscription="db.autogen.s1"}} 2' in text

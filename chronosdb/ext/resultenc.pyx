@@ -405,6 +405,7 @@ cdef enum:
     COL_INT = 2
     COL_BOOL = 3
     COL_STRING = 4
+    COL_JSON = 5      # a StringArray of already-encoded JSON values, written as they are
 
 # How the time column is written.
 cdef enum:
@@ -422,7 +423,8 @@ cdef enum:
 _EPOCH_DIVISORS = {"u": 1_000, "µ": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
                    "m": 60_000_000_000, "h": 3_600_000_000_000}
 
-_KIND_CODES = {"float": COL_FLOAT, "integer": COL_INT, "boolean": COL_BOOL, "string": COL_STRING}
+_KIND_CODES = {"float": COL_FLOAT, "integer": COL_INT, "boolean": COL_BOOL, "string": COL_STRING,
+               "json": COL_JSON}
 
 
 cdef extern from "Python.h":
@@ -670,19 +672,19 @@ cdef _SeriesView _view(series):
         code = _KIND_CODES.get(col.kind)
         if code is None:
             raise ValueError(f"column {col.name!r}: unknown kind {col.kind!r} "
-                             f"(expected float, integer, boolean or string)")
+                             f"(expected float, integer, boolean, string or json)")
         values = col.values
         length = -1
         if values is None:
             c.kind = COL_NULL
-        elif code == COL_STRING:
+        elif code == COL_STRING or code == COL_JSON:
             if not isinstance(values, StringArray):
-                raise ValueError(f"column {col.name!r}: a string column needs a StringArray, "
+                raise ValueError(f"column {col.name!r}: a {col.kind} column needs a StringArray, "
                                  f"got {type(values).__name__}")
             arr = values.offsets
             v.keep.append(arr)
             v.keep.append(values.data)
-            c.kind = COL_STRING
+            c.kind = code
             c.str_offsets = <const int64_t*>arr.data
             c.str_data = PyBytes_AS_STRING(values.data)
             length = len(values)
@@ -798,14 +800,17 @@ cdef int _rows_kernel(OutBuf* ob, ColumnView* cols, Py_ssize_t ncols,
                 else:
                     memcpy_(p, b"false", 5)
                     p += 5
-            else:  # COL_STRING
+            else:  # COL_STRING, COL_JSON
                 offs = c.str_offsets
                 n = offs[r + 1] - offs[r]
                 ob.length = p - ob.data
                 if ob_reserve(ob, ((2 * n + 2) if csv else (6 * n + 2)) + row_room) < 0:
                     return -1
                 p = ob.data + ob.length
-                if csv:
+                if c.kind == COL_JSON and not csv:
+                    # the caller's JSON text, as it is (CSV writes it as a quoted cell)
+                    p = renc_put(p, <const char*>(c.str_data + offs[r]), n)
+                elif csv:
                     p = renc_csv_string(p, <const uint8_t*>(c.str_data + offs[r]), n)
                 else:
                     p = renc_json_string(p, <const uint8_t*>(c.str_data + offs[r]), n)

@@ -20,6 +20,11 @@ _EPOCH_DIVISORS = {"u": 1_000, "µ": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
 _UNIX = datetime.datetime(1970, 1, 1)
 
 
+class RawJSON(str):
+    """A value of a ``json`` column: JSON text the caller encoded, written as it is (a CSV cell
+    holds the text)."""
+
+
 class GoFloat(float):
     """A float that marshal() writes in Go's encoding/json form."""
 
@@ -143,6 +148,8 @@ def _column_values(col, n: int) -> list:
         return [None] * n
     if col.kind == "string":
         vals = col.values.to_list()
+    elif col.kind == "json":
+        vals = [RawJSON(v.decode("utf-8", "surrogatepass")) for v in col.values.to_list()]
     elif col.kind == "float":
         vals = [GoFloat(v) if math.isfinite(v) else None for v in np.asarray(col.values).tolist()]
     elif col.kind == "integer":
@@ -245,6 +252,8 @@ def marshal(value, pretty: bool = False, depth: int = 0) -> str:
         return "true"
     if value is False:
         return "false"
+    if isinstance(value, RawJSON):
+        return str(value)
     if isinstance(value, GoFloat):
         return go_json_float(value)
     if isinstance(value, int):

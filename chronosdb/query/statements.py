@@ -15,6 +15,7 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 from chronosdb.model.batch import FieldColumn, WriteBatch
 from chronosdb.model.errors import ChronosError
@@ -89,6 +90,8 @@ def series_from_rows(doc: dict) -> list[Series]:
                 arr, kind = np.array([v or 0 for v in vals], dtype=np.int64), "integer"
             elif isinstance(sample, float):
                 arr, kind = np.array([v if v is not None else 0.0 for v in vals], dtype=np.float64), "float"
+            elif isinstance(sample, (list, dict)):  # e.g. SHOW SUBSCRIPTIONS' destinations
+                arr, kind = StringArray.from_list([b"null" if v is None else orjson.dumps(v) for v in vals]), "json"
             else:
                 arr, kind = StringArray.from_list(["" if v is None else str(v) for v in vals]), "string"
             columns.append(Column(name, arr if len(vals) else None,

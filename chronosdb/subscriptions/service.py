@@ -363,14 +363,13 @@ class SubscriptionService:
             a.stop()
 
     def show(self, can_read) -> dict:
-        """SHOW SUBSCRIPTIONS: one series per database that has subscriptions. InfluxDB answers
-        ``destinations`` as a JSON array; our result columns are scalar, so it is the URLs
-        joined by ", " (see docs/subscriptions.md)."""
+        """SHOW SUBSCRIPTIONS: one series per database that has subscriptions; ``destinations``
+        is a JSON array of the URLs, as InfluxDB answers it."""
         by_db: dict[str, list] = {}
         for s in self.store.list():
             if can_read(s.database):
                 by_db.setdefault(s.database, []).append(
-                    [s.retention_policy, s.name, s.mode, ", ".join(s.destinations)])
+                    [s.retention_policy, s.name, s.mode, list(s.destinations)])
         return {"series": [{"name": db, "columns": ["retention_policy", "name", "mode", "destinations"],
                             "values": rows} for db, rows in sorted(by_db.items())]}
 
