@@ -251,7 +251,7 @@ def test_subscription_statements_errors_and_persistence(start_server, tmp_path):
     srv.stop()
     srv = start_server(data_dir=data_dir, auth=False)
     show = _ok(srv.query("SHOW SUBSCRIPTIONS"))["series"]
-    assert show[0]["values"] == [["autogen", "s", "ANY", "http://127.0.0.1:9, udp://127.0.0.1:9"]]
+    assert show[0]["values"] == [["autogen", "s", "ANY", ["http://127.0.0.1:9", "udp://127.0.0.1:9"]]]
     _ok(srv.query("DROP SUBSCRIPTION s ON db.autogen"))
     assert _ok(srv.query("SHOW SUBSCRIPTIONS")).get("series", []) == []
     _ok(srv.query("CREATE SUBSCRIPTION s2 ON db.autogen DESTINATIONS ALL 'udp://127.0.0.1:9'"))
