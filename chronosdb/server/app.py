@@ -30,11 +30,11 @@ from chronosdb.server.handlers.keys import handle_keys
 from chronosdb.server.handlers.openapi import handle_openapi
 from chronosdb.server.handlers.query import handle_query
 from chronosdb.server.handlers.status import handle_health, handle_metrics, handle_ping
-from chronosdb.server.handlers.stream import close_unauthorized_streams, handle_stream, handle_ws_stream
+from chronosdb.server.handlers.stream import close_unauthorized_streams, end_streams, handle_stream, handle_ws_stream
 from chronosdb.pubsub import Bus
 from chronosdb.server.handlers.write import handle_write
 from chronosdb.server.http.messages import HttpError, Response
-from chronosdb.server.http.protocol import HttpProtocol
+from chronosdb.server.http.protocol import HttpProtocol, StreamLoop
 from chronosdb.server.metrics import Metrics
 from chronosdb.server.udp import UdpListener
 from chronosdb.storage.engine import Engine, EngineOptions
@@ -81,6 +81,7 @@ class Server:
         self.bus = Bus(self.metrics)
         self.engine.add_write_listener(self.bus.publish)
         self.streams: set = set()  # open StreamSessions (handlers/stream.py)
+        self.stream_loop: StreamLoop | None = None  # serves open streams on its own thread (start())
         self.keys = KeyStore(os.path.join(config.data_dir, KEYS_FILE))
         self.admin_key_path = os.path.join(config.data_dir, ADMIN_KEY_FILE)
         self.new_admin_key = self.keys.ensure_admin_key(self.admin_key_path)
@@ -145,6 +146,7 @@ class Server:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         cfg = self.config
+        self.stream_loop = StreamLoop()
         self._http_server = await loop.create_server(lambda: HttpProtocol(self), cfg.http_host,
                                                      cfg.http_port, reuse_address=True, backlog=1024)
         sock = self._http_server.sockets[0].getsockname()
@@ -179,8 +181,7 @@ class Server:
     async def shutdown(self, grace: float = 30.0) -> None:
         log.info("shutting down: no new connections, finishing %d in-flight request(s)", self.inflight)
         self.stopping = True
-        for s in list(self.streams):
-            s.revoke("server shutting down")
+        end_streams(self, "server shutting down")
         if self._http_server is not None:
             self._http_server.close()
         for t in self._udp_transports:
@@ -194,6 +195,8 @@ class Server:
         for c in list(self.connections):
             if c.transport is not None and c.queue.empty():
                 c.transport.close()
+        if self.stream_loop is not None:
+            await self.stream_loop.stop()
         await self.continuous_queries.stop()
         if self.cluster is not None:
             await self.cluster.stop()

@@ -116,7 +116,11 @@ class StreamSession:
         self.keys = KeyInfo()
         self.revoked: str | None = None
         self.tracker = WindowTracker(plan.interval, plan.offset, GRACE_NS) if plan.kind == "window" else None
-        self.sub = server.bus.subscribe(plan.filter, max_points=QUEUE_POINTS, overflow="notify")
+        # With a stream loop (server started), the session runs there: the bus hands batches
+        # to that loop, and only its thread touches the subscription.
+        self.stream_loop = getattr(server, "stream_loop", None)
+        self.sub = server.bus.subscribe(plan.filter, max_points=QUEUE_POINTS, overflow="notify",
+                                        loop=self.stream_loop.loop if self.stream_loop else None)
         server.streams.add(self)
         server.metrics.inc("streams_opened_total")
 
@@ -128,13 +132,23 @@ class StreamSession:
         return info is not None and Principal.from_key(info).can("read", self.plan.db)
 
     def revoke(self, reason: str) -> None:
+        """End the stream with an ``error`` event. Any thread: the work hops to the session's
+        loop (the subscription's waiter belongs to it)."""
+        self._on_loop(self._revoke, reason)
+
+    def _revoke(self, reason: str) -> None:
         self.revoked = reason
         self.sub.close(reason)
 
     def close(self) -> None:
-        if self in self.server.streams:
-            self.server.streams.discard(self)
-        self.sub.close("stream closed")
+        self.server.streams.discard(self)
+        self._on_loop(self.sub.close, "stream closed")
+
+    def _on_loop(self, fn, *args) -> None:
+        if self.stream_loop is None:
+            fn(*args)
+        else:
+            self.stream_loop.call(fn, *args)
 
     # -- queries through the ordinary executor -------------------------------------------------
     async def _run(self, stmt):
@@ -320,7 +334,10 @@ class StreamSession:
 
 
 class _SseBody:
-    """The chunked body of an SSE answer. ``aclose`` ends the session even if never iterated."""
+    """The chunked body of an SSE answer. ``aclose`` ends the session even if never iterated.
+    ``stream_loop``: the HTTP layer serves it on the stream loop (``protocol.StreamLoop``)."""
+
+    stream_loop = True
 
     def __init__(self, session: StreamSession):
         self.session = session
@@ -432,3 +449,9 @@ def close_unauthorized_streams(server) -> int:
             s.revoke("key revoked: it no longer authorizes reading this database")
             n += 1
     return n
+
+
+def end_streams(server, reason: str) -> None:
+    """Shutdown: every open stream gets an ``error`` event (``reason``) and ends."""
+    for s in list(server.streams):
+        s.revoke(reason)

@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import threading
 import time
 from email.utils import formatdate
 
@@ -72,6 +75,7 @@ class HttpProtocol(asyncio.Protocol):
         self._streaming = False                  # the worker is sending a stream / runs a WebSocket
         self._upgrade_buffer: bytearray | None = None  # bytes after an Upgrade request's head
         self._ws: "WebSocketChannel | None" = None
+        self._handed_off = False                 # the connection now lives on the stream loop
 
     # -- connection lifecycle --------------------------------------------------------------
     def connection_made(self, transport):
@@ -89,6 +93,8 @@ class HttpProtocol(asyncio.Protocol):
         self.can_write.set()
         if self._ws is not None:
             self._ws.closed = True
+        if self._handed_off:
+            return                    # only our fd closed; the stream loop serves the connection
         if self.worker is not None:
             self.queue.put_nowait(None)
             if self._streaming:
@@ -253,23 +259,65 @@ class HttpProtocol(asyncio.Protocol):
             self.server.metrics.observe_request(item.path, resp.status, time.perf_counter() - t0)
             if resp.websocket is not None:
                 if resp.status == 101 and self._upgrade_buffer is not None and not self.closing:
-                    await self._run_websocket(resp)
+                    if getattr(self.server, "stream_loop", None) is not None:
+                        await self._hand_off(resp)
+                    else:
+                        await self._run_websocket(resp)
                     return
                 if resp.on_abort is not None:
                     resp.on_abort()
                 resp = Response.error(400, "a WebSocket answer needs an Upgrade: websocket request")
             keep = (item.keep_alive and not self.closing and not self.server.stopping
                     and self._upgrade_buffer is None)
+            if (resp.stream is not None and item.method != "HEAD" and resp.status == 200
+                    and getattr(resp.stream, "stream_loop", False) and getattr(self.server, "stream_loop", None) is not None):
+                await self._hand_off(resp)
+                return
             await self._send(resp, keep_alive=keep, head_only=item.method == "HEAD")
             if not keep:
                 return
             if self.queue.empty() and not self._in_message:
                 self._arm_idle_timer()
 
+    async def _hand_off(self, resp: Response) -> None:
+        """Give this connection to the stream loop (``StreamLoop``), which answers ``resp`` (an
+        open stream or a WebSocket) from now on; this loop forgets the connection.
+
+        The socket's fd is duplicated and our transport closed: libuv (and asyncio's selector)
+        unregister and close only *their* fd, so the connection lives on in the duplicate, which
+        the stream loop adopts. Reading is paused first so nothing more is read here; bytes
+        already received after a WebSocket upgrade are passed along. Anything we wrote earlier
+        on this connection must be flushed first, or the stream loop's bytes could overtake it.
+        """
+        while self.transport.get_write_buffer_size() and not self.closing:
+            await self.can_write.wait()
+            await asyncio.sleep(0.005)   # rare: a pipelined answer before the stream still sending
+        pending = b"" if self._upgrade_buffer is None else bytes(self._upgrade_buffer)
+        self._upgrade_buffer = None
+        fd = -1
+        if not self.closing:
+            try:
+                self.transport.pause_reading()
+                sock = self.transport.get_extra_info("socket")
+                fd = os.dup(sock.fileno())
+            except (OSError, AttributeError, RuntimeError) as e:
+                log.warning("could not hand a stream from %s to the stream loop: %s", self.remote, e)
+                fd = -1
+        if fd < 0:   # the client went away (or the socket is unusable): release the session
+            await _release(resp)
+            self.closing = True
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self._handed_off = True
+        self.closing = True
+        self._cancel_timer()
+        self.server.connections.discard(self)
+        self.transport.close()
+        self.server.stream_loop.adopt(fd, resp, pending, self.remote)
+
     async def _run_websocket(self, resp: Response) -> None:
-        head = [f"HTTP/1.1 101 {REASONS[101]}", f"Date: {formatdate(usegmt=True)}"]
-        head += [f"{k}: {v}" for k, v in resp.headers]
-        self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        self.transport.write(_head(resp, keep_alive=False))
         self._ws = WebSocketChannel(self)
         pending, self._upgrade_buffer = bytes(self._upgrade_buffer), None
         if pending:
@@ -291,16 +339,7 @@ class HttpProtocol(asyncio.Protocol):
             if aclose is not None:  # never started: let it release what it holds
                 await aclose()
             return
-        head = [f"HTTP/1.1 {resp.status} {REASONS.get(resp.status, 'Status')}",
-                f"X-Influxdb-Version: {VERSION_HEADER}",
-                "X-Influxdb-Build: OSS",
-                f"Date: {formatdate(usegmt=True)}"]
-        if resp.content_type:
-            head.append(f"Content-Type: {resp.content_type}")
-        for k, v in resp.headers:
-            head.append(f"{k}: {v}")
-        if not keep_alive:
-            head.append("Connection: close")
+        head = _head_lines(resp, keep_alive)
         if resp.stream is not None and head_only:
             aclose = getattr(resp.stream, "aclose", None)
             if aclose is not None:
@@ -343,6 +382,40 @@ class HttpProtocol(asyncio.Protocol):
     async def _writable(self) -> bool:
         await self.can_write.wait()
         return not self.closing
+
+
+def _head_lines(resp: Response, keep_alive: bool) -> list[str]:
+    if resp.status == 101:   # a WebSocket upgrade: its own headers only
+        return [f"HTTP/1.1 101 {REASONS[101]}", f"Date: {formatdate(usegmt=True)}"] + \
+            [f"{k}: {v}" for k, v in resp.headers]
+    head = [f"HTTP/1.1 {resp.status} {REASONS.get(resp.status, 'Status')}",
+            f"X-Influxdb-Version: {VERSION_HEADER}",
+            "X-Influxdb-Build: OSS",
+            f"Date: {formatdate(usegmt=True)}"]
+    if resp.content_type:
+        head.append(f"Content-Type: {resp.content_type}")
+    for k, v in resp.headers:
+        head.append(f"{k}: {v}")
+    if not keep_alive:
+        head.append("Connection: close")
+    return head
+
+
+def _head(resp: Response, keep_alive: bool) -> bytes:
+    """The head of an answer; a stream's says chunked."""
+    head = _head_lines(resp, keep_alive)
+    if resp.stream is not None:
+        head.append("Transfer-Encoding: chunked")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+
+
+async def _release(resp: Response) -> None:
+    """An answer that will never be sent: let its stream / WebSocket session go."""
+    aclose = getattr(resp.stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
+    if resp.on_abort is not None:
+        resp.on_abort()
 
 
 def websocket_handshake_headers(headers: dict[str, str]) -> list[tuple[str, str]]:
@@ -418,3 +491,176 @@ class WebSocketChannel:
         if not self.closed and self.conn.state is ConnectionState.OPEN:
             self._write(self.conn.send(CloseConnection(code, reason)))
         self.closed = True
+
+
+# -- the stream loop ------------------------------------------------------------------------------
+
+class StreamLoop:
+    """A second event loop, on its own thread, that serves every open stream.
+
+    Why: a stream tick (slicing, formatting, encoding and writing the events of ~100 streams)
+    takes milliseconds of Python; on the request loop, /write and /query requests waited behind
+    every tick, and writers that send one request at a time per connection lost that time as
+    throughput. Here the request loop parses and checks a stream request, answers its errors,
+    subscribes, then hands the connection over (``HttpProtocol._hand_off``: a duplicated fd) and
+    forgets it; this loop writes the response head and the stream until it ends. The bus hands
+    published batches straight to this loop (subscriptions are made with ``loop=self.loop``).
+
+    Thread rules: ``adopt``, ``call`` and ``stop`` may be called from any thread; everything else
+    runs on this loop's thread.
+    """
+
+    def __init__(self, name: str = "chronosdb-streams"):
+        try:
+            import uvloop
+            self.loop = uvloop.new_event_loop()
+        except ImportError:
+            self.loop = asyncio.new_event_loop()
+        self.connections: set[StreamConnection] = set()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
+
+    def call(self, fn, *args) -> None:
+        """Run ``fn(*args)`` on the stream loop (now, if already on it). A stopped loop ignores it."""
+        if self.on_loop():
+            fn(*args)
+            return
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:   # closed: nothing left to act on
+            pass
+
+    def on_loop(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def adopt(self, fd: int, resp: Response, pending: bytes, remote: str) -> None:
+        """Serve ``resp`` on the connection whose (duplicated) fd is ``fd``; we own the fd now."""
+        try:
+            self.loop.call_soon_threadsafe(self._start_adopt, fd, resp, pending, remote)
+        except RuntimeError:
+            os.close(fd)
+
+    def _start_adopt(self, fd, resp, pending, remote) -> None:
+        self.loop.create_task(self._adopt(fd, resp, pending, remote))
+
+    async def _adopt(self, fd, resp, pending, remote) -> None:
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError:
+            os.close(fd)
+            await _release(resp)
+            return
+        try:
+            await self.loop.connect_accepted_socket(
+                lambda: StreamConnection(self, resp, pending, remote), sock)
+        except Exception:
+            log.exception("could not adopt a stream connection from %s", remote)
+            sock.close()
+            await _release(resp)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """(From another loop.) Let the streams end (they were told to: revoked), wait up to
+        ``grace`` seconds for them, close what is left, stop the loop and join its thread."""
+        if not self._thread.is_alive():
+            return
+        fut = asyncio.run_coroutine_threadsafe(self._close_all(grace), self.loop)
+        try:
+            await asyncio.wrap_future(fut)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 10)
+
+    async def _close_all(self, grace: float) -> None:
+        tasks = [c.task for c in self.connections if c.task is not None and not c.task.done()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        for c in list(self.connections):
+            if c.transport is not None:
+                c.transport.close()
+            if c.task is not None:
+                c.task.cancel()
+        rest = [c.task for c in self.connections if c.task is not None and not c.task.done()]
+        if rest:
+            await asyncio.wait(rest, timeout=1.0)
+
+
+class StreamConnection(asyncio.Protocol):
+    """One handed-over connection on the stream loop: writes the head, then the stream (chunked,
+    each chunk waiting for the transport to drain) or runs the WebSocket; then closes. The
+    connection is not reused afterwards (the head says ``Connection: close``). The client going
+    away cancels the serving task, which ends the stream."""
+
+    def __init__(self, owner: StreamLoop, resp: Response, pending: bytes, remote: str):
+        self.owner, self.resp, self.pending, self.remote = owner, resp, pending, remote
+        self.transport = None
+        self.task: asyncio.Task | None = None
+        self.closing = False
+        self.can_write = asyncio.Event()
+        self.can_write.set()
+        self._ws: WebSocketChannel | None = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.owner.connections.add(self)
+        self.task = asyncio.get_running_loop().create_task(self._serve())
+
+    def connection_lost(self, exc):
+        self.closing = True
+        self.can_write.set()
+        self.owner.connections.discard(self)
+        if self._ws is not None:
+            self._ws.closed = True
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    def pause_writing(self):
+        self.can_write.clear()
+
+    def resume_writing(self):
+        self.can_write.set()
+
+    def data_received(self, data: bytes):
+        if self._ws is not None:
+            self._ws.feed(data)
+        # an SSE client has nothing more to say; what it sends is ignored
+
+    async def _writable(self) -> bool:
+        await self.can_write.wait()
+        return not self.closing
+
+    async def _serve(self) -> None:
+        resp = self.resp
+        try:
+            self.transport.write(_head(resp, keep_alive=False))
+            if resp.websocket is not None:
+                self._ws = WebSocketChannel(self)
+                if self.pending:
+                    self._ws.feed(self.pending)
+                await resp.websocket(self._ws)
+                return
+            try:
+                async for chunk in resp.stream:
+                    if self.closing:
+                        break
+                    if chunk:
+                        self.transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        await self.can_write.wait()
+            finally:
+                await _release(resp)
+            if not self.closing:
+                self.transport.write(b"0\r\n\r\n")
+        except asyncio.CancelledError:
+            if resp.websocket is not None and resp.on_abort is not None:
+                resp.on_abort()
+            raise
+        finally:
+            self.closing = True
+            if self.transport is not None:
+                self.transport.close()
