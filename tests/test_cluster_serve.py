@@ -16,13 +16,31 @@ import time
 
 import pytest
 
+from chronosdb.auth.keys import KeyStore, digest_of
+from chronosdb.cluster import meta as m
+from chronosdb.cluster.meta import MetaState
+from chronosdb.cluster.service import mirror_meta
+from chronosdb.server.config import ConfigError, parse_peers
+from chronosdb.storage.engine import Engine
 from tests.serverproc import ROOT, ServerProcess, free_port
 
 SECRET = "test-cluster-secret"
 DEADLINE = 20.0
 
 
-def until(fn, what: str, timeout: float = DEADLINE):
+def explain(procs) -> str:
+    """Each process's cluster status and the tail of its log, for a failure message."""
+    parts = []
+    for p in procs:
+        try:
+            st = json.dumps(status(p)["node"])
+        except Exception as e:      # a killed or wedged node: say so and go on
+            st = f"(no status: {e!r})"
+        parts.append(f"--- port {p.port}: {st}\n{p.output()[-1500:]}")
+    return "\n".join(parts)
+
+
+def until(fn, what: str, timeout: float = DEADLINE, procs=()):
     end = time.monotonic() + timeout
     last = None
     while time.monotonic() < end:
@@ -33,7 +51,7 @@ def until(fn, what: str, timeout: float = DEADLINE):
         except (OSError, ValueError, KeyError) as e:
             last = e
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
+    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})\n{explain(procs)}")
 
 
 def status(p: ServerProcess) -> dict:
@@ -92,10 +110,10 @@ def test_three_founders_survive_a_leader_kill_and_a_fourth_node_joins(cluster):
     peers = ",".join(f"{i}=127.0.0.1:{rpc[i]}" for i in (1, 2, 3))
     nodes = {i: member(tmp_path, procs, i, rpc[i], peers=peers) for i in (1, 2, 3)}
 
-    lead = until(lambda: leader_of(nodes), "the founders to agree on a leader")
+    lead = until(lambda: leader_of(nodes), "the founders to agree on a leader", procs=procs)
     # Every founder registers its addresses through the log.
     until(lambda: all(len(status(p)["node"]["members"]) == 3 for p in nodes.values()),
-          "all three members registered on every node")
+          "all three members registered on every node", procs=procs)
     follower = next(i for i in nodes if i != lead)
 
     # Meta writes on the leader and on a follower (forwarded) reach every node.
@@ -104,12 +122,12 @@ def test_three_founders_survive_a_leader_kill_and_a_fourth_node_joins(cluster):
         assert code == 200 and "error" not in doc["results"][0], doc
         assert db in databases(via)     # read-your-write on the node that took it
     until(lambda: all({"on_leader", "on_follower"} <= databases(p) for p in nodes.values()),
-          "both databases on every node")
+          "both databases on every node", procs=procs)
     key_leader = create_key(nodes[lead], "on_leader")
     key_follower = create_key(nodes[follower], "on_follower")
     for p in nodes.values():
         until(lambda p=p: writes_with(p, key_leader, "on_leader") and writes_with(p, key_follower, "on_follower"),
-              f"both keys authenticating writes on node port {p.port}")
+              f"both keys authenticating writes on node port {p.port}", procs=procs)
     # Errors of the state machine keep their HTTP meaning through forwarding.
     code, doc = nodes[follower].json("POST", "/api/keys", json.dumps({"database": "nope", "scope": "read"}).encode())
     assert code == 404, doc
@@ -121,14 +139,14 @@ def test_three_founders_survive_a_leader_kill_and_a_fourth_node_joins(cluster):
     old = lead
     nodes[old].kill()
     survivors = {i: p for i, p in nodes.items() if i != old}
-    lead = until(lambda: leader_of(survivors), "a new leader among the survivors")
+    lead = until(lambda: leader_of(survivors), "a new leader among the survivors", procs=procs)
     assert lead != old
     for p in survivors.values():
         code, doc = p.query(f"CREATE DATABASE after_{p.port}")
         assert code == 200 and "error" not in doc["results"][0], doc
     key_after = create_key(survivors[lead], "on_leader")
     wanted = {f"after_{p.port}" for p in survivors.values()}
-    until(lambda: all(wanted <= databases(p) for p in survivors.values()), "new databases on the survivors")
+    until(lambda: all(wanted <= databases(p) for p in survivors.values()), "new databases on the survivors", procs=procs)
 
     # The killed node restarts on its data dir (same ports) and catches up.
     back = ServerProcess(nodes[old].data_dir, extra=nodes[old].args[nodes[old].args.index("--node-id"):],
@@ -136,12 +154,9 @@ def test_three_founders_survive_a_leader_kill_and_a_fourth_node_joins(cluster):
     procs.append(back)
     back.start()
     nodes[old] = back
-    try:
-        until(lambda: wanted <= databases(back), "the restarted node has the databases created while it was down")
-    except AssertionError:
-        print(status(back), databases(back), back.output()[-5000:])
-        raise
-    until(lambda: writes_with(back, key_after, "on_leader"), "the key created while it was down works on it")
+    until(lambda: wanted <= databases(back), "the restarted node has the databases created while it was down",
+          procs=procs)
+    until(lambda: writes_with(back, key_after, "on_leader"), "the key created while it was down works on it", procs=procs)
 
     # Enough entries for the leader to have snapshotted (every 8), then a fourth node joins.
     for k in range(10):
@@ -150,14 +165,10 @@ def test_three_founders_survive_a_leader_kill_and_a_fourth_node_joins(cluster):
     join_port = free_port()
     fourth = member(tmp_path, procs, 4, free_port(), join=f"127.0.0.1:{nodes[follower if follower != old else lead].port}",
                     http_port=join_port)
-    try:
-        until(lambda: 4 in status(nodes[lead])["node"]["voters"], "node 4 promoted to voter", timeout=30)
-    except AssertionError:
-        print("LEADER", status(nodes[lead]), "\nFOURTH", status(fourth), fourth.output()[-5000:])
-        raise
+    until(lambda: 4 in status(nodes[lead])["node"]["voters"], "node 4 promoted to voter", timeout=30, procs=procs)
     all_dbs = databases(nodes[lead])
-    until(lambda: databases(fourth) == all_dbs, "node 4 has every database")
-    until(lambda: writes_with(fourth, key_follower, "on_follower"), "a key made before it joined works on node 4")
+    until(lambda: databases(fourth) == all_dbs, "node 4 has every database", procs=procs)
+    until(lambda: writes_with(fourth, key_follower, "on_follower"), "a key made before it joined works on node 4", procs=procs)
     st4 = status(fourth)["node"]
     assert st4["snapshots_installed"] >= 1, st4      # caught up from the leader's snapshot
     assert len(st4["members"]) == 4
@@ -198,3 +209,85 @@ def test_cluster_flags_are_checked(tmp_path):
     for flags, message in cases:
         out = subprocess.run(base + flags, capture_output=True, text=True, env=env, timeout=30)
         assert out.returncode == 2 and message in out.stderr, (flags, out.stderr)
+
+
+def test_a_single_node_data_dir_is_not_turned_into_a_member(tmp_path):
+    """The mirror would drop databases the (empty) meta state lacks: refuse, name the reason."""
+    p = ServerProcess(str(tmp_path / "single")).start()
+    try:
+        assert p.query("CREATE DATABASE precious")[0] == 200
+    finally:
+        p.stop()
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-m", "chronosdb.cli.main", "serve", "--data-dir", str(tmp_path / "single"),
+                          "--http", f"127.0.0.1:{free_port()}", "--node-id", "1", "--rpc", f"127.0.0.1:{free_port()}",
+                          "--cluster-secret", SECRET], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 2 and "single-node" in out.stderr and "fresh data directory" in out.stderr, out.stderr
+    assert os.path.isdir(tmp_path / "single" / "precious")
+
+
+# ------------------------------------------------------------------ in-process parts
+
+def _meta_state(*cmds) -> MetaState:
+    s = MetaState()
+    for c in cmds:
+        s.apply(c)
+    return s
+
+
+def test_mirror_makes_catalog_and_keys_equal_to_the_meta_state_and_is_idempotent(tmp_path):
+    engine = Engine(str(tmp_path / "data"))
+    keys = KeyStore(str(tmp_path / "data" / "keys.cbor"))
+    try:
+        local_admin, _secret = keys.create(None, "admin", "local")
+        engine.create_database("stale")                 # not in the meta state: dropped
+        secret = "cdb_" + "x" * 43
+        state = _meta_state(
+            m.CreateDatabase("a"), m.CreateDatabase("b"),
+            m.CreateRetentionPolicy("a", "week", 7 * 24 * 3600 * 10**9, 0, 1, True),
+            m.CreateKey("k1", digest_of(secret), "a", "read", 123, "d"))
+        keep = {local_admin.key_id}
+        mirror_meta(state.to_plain(), engine, keys, keep)
+        assert set(engine.catalog.databases) == {"a", "b"}
+        a = engine.catalog.database("a")
+        assert a.default_rp == "week" and set(a.policies) == {"autogen", "week"}
+        assert keys.verify(secret).key_id == "k1" and keys.get(local_admin.key_id) is not None
+        before = (engine.catalog.databases["a"].policies["week"].duration, [k.key_id for k in keys.list()])
+        assert mirror_meta(state.to_plain(), engine, keys, keep) is False     # again: no change
+        assert before == (engine.catalog.databases["a"].policies["week"].duration, [k.key_id for k in keys.list()])
+        for c in (m.AlterRetentionPolicy("a", "week", 2 * 24 * 3600 * 10**9), m.DropRetentionPolicy("a", "autogen"),
+                  m.RevokeKey("k1"), m.DropDatabase("b")):
+            state.apply(c)
+        assert mirror_meta(state.to_plain(), engine, keys, keep) is True      # a key went away
+        assert set(engine.catalog.databases) == {"a"}
+        assert set(engine.catalog.database("a").policies) == {"week"}
+        assert engine.catalog.database("a").policies["week"].duration == 2 * 24 * 3600 * 10**9
+        assert keys.verify(secret) is None and keys.get(local_admin.key_id) is not None
+        # A snapshot-restored state (a new object) mirrors to the same result.
+        mirror_meta(MetaState.restore(state.snapshot()).to_plain(), engine, keys, keep)
+        assert set(engine.catalog.databases) == {"a"}
+    finally:
+        engine.close()
+
+
+def test_insert_hashed_is_idempotent_and_refuses_conflicts(tmp_path):
+    keys = KeyStore(str(tmp_path / "keys.cbor"))
+    h = digest_of("cdb_secret")
+    assert keys.insert_hashed("id1", h, "db", "write", 1) is True
+    assert keys.insert_hashed("id1", h, "db", "write", 1) is False
+    assert keys.verify("cdb_secret").scope == "write"
+    with pytest.raises(ValueError, match="another hash"):
+        keys.insert_hashed("id1", digest_of("other"), "db", "write", 1)
+    with pytest.raises(ValueError, match="another id"):
+        keys.insert_hashed("id2", h, "db", "write", 1)
+    with pytest.raises(ValueError, match="32 bytes"):
+        keys.insert_hashed("id3", b"short", "db", "write", 1)
+    # Durable: a reopened store verifies the inserted key.
+    assert KeyStore(str(tmp_path / "keys.cbor")).verify("cdb_secret").key_id == "id1"
+
+
+def test_peers_setting_parses_and_names_mistakes():
+    assert parse_peers("1=127.0.0.1:7001, 2=[::1]:7002") == {1: ("127.0.0.1", 7001), 2: ("::1", 7002)}
+    for bad, msg in (("1=a:1,1=b:2", "listed twice"), ("0=a:1", "ID=HOST:PORT"), ("1=nohost", "HOST:PORT")):
+        with pytest.raises(ConfigError, match=msg):
+            parse_peers(bad)

@@ -60,14 +60,19 @@ from chronosdb.cluster.raft.storage import RaftStorage
 from chronosdb.cluster.raft.types import ConfChange, ConfChangeKind, ConfState, NotLeader
 from chronosdb.cluster.transport import Transport
 from chronosdb.model.errors import BadRequest, ChronosError
+from chronosdb.storage import filenames
 
-__all__ = ["MetaWriter", "LocalMetaWriter", "RaftMetaWriter", "ClusterService", "mirror_meta",
+__all__ = ["ENGINE_SUBDIR", "MetaWriter", "LocalMetaWriter", "RaftMetaWriter", "ClusterService", "ClusterStartError", "mirror_meta",
            "SECRET_HEADER", "RAFT_DIR"]
 
 log = logging.getLogger("chronosdb.cluster")
 
 SECRET_HEADER = "x-chronosdb-cluster-secret"
-RAFT_DIR = "meta-raft"            # <data-dir>/meta-raft: the Raft log and snapshots
+# A member's data directory: <data-dir>/meta-raft (the Raft log and snapshots) beside
+# <data-dir>/data (the engine: catalog, databases). They cannot share one directory because the
+# engine removes, when it opens, every directory that its catalog does not name.
+RAFT_DIR = "meta-raft"
+ENGINE_SUBDIR = "data"
 # A learner is promoted once it is this many entries or fewer behind the leader: close enough
 # that the promotion's own entry finds it ready to vote, as etcd's learner-promotion check.
 PROMOTE_MAX_LAG = 16
@@ -78,6 +83,10 @@ FORWARD_TIMEOUT = 10.0            # seconds a forwarded proposal may take end to
 
 class ClusterUnavailable(ChronosError):
     status = 503
+
+
+class ClusterStartError(RuntimeError):
+    """This data directory cannot become a cluster member as it is (the message says why)."""
 
 
 class _ForwardedError(MetaError):
@@ -304,7 +313,16 @@ class ClusterService:
         self.rpc_address = _advertised(cfg.rpc[0], rpc_port)
         host, port = self.server.http_address
         self.http_address = _advertised(cfg.http_host, port)
-        storage = RaftStorage(os.path.join(cfg.data_dir, RAFT_DIR))
+        raft_dir = os.path.join(cfg.data_dir, RAFT_DIR)
+        if not os.path.isdir(raft_dir) and os.path.exists(os.path.join(cfg.data_dir, filenames.CATALOG)):
+            # A single node's catalog: the member would ignore its databases (its engine lives
+            # in data/) and the mirror would never know them. Converting is not supported.
+            await self.transport.close()
+            self.transport = None
+            raise ClusterStartError(
+                f"data directory {cfg.data_dir} holds a single-node server's databases; "
+                f"a new cluster member needs a fresh data directory")
+        storage = RaftStorage(raft_dir)
         founders = tuple(sorted(cfg.peers)) if cfg.peers else (() if cfg.join else (cfg.node_id,))
         for nid, addr in cfg.peers.items():
             if nid != cfg.node_id:

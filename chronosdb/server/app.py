@@ -13,10 +13,11 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from chronosdb.auth import ADMIN_KEY_FILE, KEYS_FILE, Authorizer, KeyStore
-from chronosdb.cluster.service import ClusterService, LocalMetaWriter, RaftMetaWriter
+from chronosdb.cluster.service import ENGINE_SUBDIR, ClusterService, ClusterStartError, LocalMetaWriter, RaftMetaWriter
 from chronosdb.cq import ContinuousQueryService
 from chronosdb.model.errors import ChronosError
 from chronosdb.query.executor import Limits
@@ -75,7 +76,10 @@ class Server:
         self.inflight = 0
         self.metrics = Metrics()
         os.makedirs(config.data_dir, exist_ok=True)
-        self.engine = Engine(config.data_dir, EngineOptions(shard=ShardOptions(wal_fsync=config.wal_fsync)))
+        # A cluster member keeps its Raft log beside the engine's directory, not inside it: the
+        # engine removes every directory its catalog does not name (docs/cluster.md).
+        engine_dir = os.path.join(config.data_dir, ENGINE_SUBDIR) if config.cluster else config.data_dir
+        self.engine = Engine(engine_dir, EngineOptions(shard=ShardOptions(wal_fsync=config.wal_fsync)))
         self.metrics.engine = self.engine
         # Every stored write is published on the bus (streaming queries subscribe to it).
         self.bus = Bus(self.metrics)
@@ -221,8 +225,13 @@ def run(config: ServerConfig) -> int:
             # Shown once, on first start; the file keeps it for the CLI (mode 0600).
             print(f"ChronosDB admin key (shown once; also stored in {server.admin_key_path}):\n"
                   f"  {server.new_admin_key}", flush=True)
-        await server.start()
+        try:
+            await server.start()
+        except ClusterStartError as e:
+            print(f"chronosdb serve: {e}", file=sys.stderr, flush=True)
+            await server.shutdown(grace=0)
+            return 2
         await server.serve_until_stopped()
+        return 0
 
-    asyncio.run(main())
-    return 0
+    return asyncio.run(main())
