@@ -183,6 +183,11 @@ def test_three_founders_survive_a_leader_kill_and_a_fourth_node_joins(cluster):
     for i in (1, 2, 3, 4):
         assert any(line.split()[:1] == [str(i)] for line in out.stdout.splitlines()), out.stdout
 
+    # SIGTERM: a member stops cleanly (Raft node, then transport) and the others go on.
+    assert fourth.stop() == 0
+    code, doc = nodes[lead].query("CREATE DATABASE after_stop")
+    assert code == 200 and "error" not in doc["results"][0], doc
+
 
 def test_single_node_has_no_cluster_status(tmp_path):
     p = ServerProcess(str(tmp_path / "single")).start()
