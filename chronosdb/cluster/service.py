@@ -309,10 +309,9 @@ class ClusterService:
         rng = random.Random()
         self.transport = Transport(cfg.node_id, cfg.rpc, lambda *_: None, rng=rng)
         await self.transport.start()
-        rpc_host, rpc_port = self.transport.address
-        self.rpc_address = _advertised(cfg.rpc[0], rpc_port)
-        host, port = self.server.http_address
-        self.http_address = _advertised(cfg.http_host, port)
+        # Ports as bound (a configured port 0 means "any free one"), hosts as configured.
+        self.rpc_address = _advertised(cfg.rpc[0], self.transport.address[1])
+        self.http_address = _advertised(cfg.http_host, self.server.http_address[1])
         raft_dir = os.path.join(cfg.data_dir, RAFT_DIR)
         if not os.path.isdir(raft_dir) and os.path.exists(os.path.join(cfg.data_dir, filenames.CATALOG)):
             # A single node's catalog: the member would ignore its databases (its engine lives
