@@ -307,7 +307,8 @@ class ClusterService:
     async def start(self) -> None:
         cfg = self.config
         rng = random.Random()
-        self.transport = Transport(cfg.node_id, cfg.rpc, lambda *_: None, rng=rng)
+        self.transport = Transport(cfg.node_id, cfg.rpc, lambda *_: None, rng=rng,
+                                   secret=cfg.cluster_secret.encode() if cfg.cluster_secret else None)
         await self.transport.start()
         # Ports as bound (a configured port 0 means "any free one"), hosts as configured.
         self.rpc_address = _advertised(cfg.rpc[0], self.transport.address[1])

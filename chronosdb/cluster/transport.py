@@ -6,7 +6,12 @@ Framing (both directions)::
     | length: u32 big-end. | body: `length` bytes of CBOR  |
     +----------------------+-------------------------------+
 
-The first frame on every connection is a *hello*, ``["chronosdb-raft", 1, sender_node_id]``;
+The first frame on every connection is a *hello*, ``["chronosdb-raft", 1, sender_node_id,
+proof]``, where ``proof`` is HMAC-SHA256 over ``chronosdb-raft-hello:<sender id>`` keyed with the
+cluster secret (empty when the transport has none). A transport with a secret refuses a hello
+without the right proof, so a process that does not know the secret cannot inject Raft messages.
+The proof is the same on every connection of a node: someone who can read the traffic can replay
+it, so the cluster ports still belong on a private network (or a TLS tunnel);
 every later frame's body is one message object (whatever the caller passed to ``send``: plain
 ints, bytes, strings, lists). Connections are one-way: a node dials each peer and only writes on
 that connection; it reads only on connections that peers dialled to it. That keeps ordering simple
@@ -26,6 +31,8 @@ that one connection (logged with the peer's address); the transport and its othe
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import random
 import struct
@@ -47,6 +54,13 @@ _LEN = struct.Struct(">I")
 DEFAULT_MAX_FRAME = 64 << 20
 # A peer that connects but says nothing is dropped after this long (seconds).
 HELLO_TIMEOUT = 5.0
+
+
+def hello_proof(secret: bytes | None, node_id: int) -> bytes:
+    """What a node sends in its hello to show it knows the cluster secret (b"" without one)."""
+    if not secret:
+        return b""
+    return hmac.new(secret, b"chronosdb-raft-hello:%d" % node_id, hashlib.sha256).digest()
 
 
 class FrameError(Exception):
@@ -104,11 +118,13 @@ class Transport:
     def __init__(self, node_id: int, listen: tuple[str, int],
                  on_message: Callable[[int, object], None], *, queue_limit: int = 1024,
                  max_frame: int = DEFAULT_MAX_FRAME, rng: random.Random | None = None,
-                 backoff_initial: float = 0.05, backoff_max: float = 2.0):
+                 backoff_initial: float = 0.05, backoff_max: float = 2.0,
+                 secret: bytes | None = None):
         if node_id <= 0:
             raise ValueError(f"node id must be a positive int, got {node_id}")
         self.node_id = node_id
         self.listen = listen
+        self.secret = secret or None
         self.on_message = on_message
         self.queue_limit = queue_limit
         self.max_frame = max_frame
@@ -179,7 +195,8 @@ class Transport:
             peer.connected, peer.writer = True, writer
             peer.connects += 1
             try:
-                writer.write(encode_frame([HELLO_TAG, PROTOCOL_VERSION, self.node_id]))
+                writer.write(encode_frame([HELLO_TAG, PROTOCOL_VERSION, self.node_id,
+                                           hello_proof(self.secret, self.node_id)]))
                 while True:
                     frame = await peer.queue.get()
                     writer.write(frame)
@@ -203,10 +220,14 @@ class Transport:
         remote = writer.get_extra_info("peername")
         try:
             hello = await asyncio.wait_for(_read_frame(reader, self.max_frame), HELLO_TIMEOUT)
-            if (not isinstance(hello, list) or len(hello) != 3 or hello[0] != HELLO_TAG
-                    or hello[1] != PROTOCOL_VERSION or type(hello[2]) is not int or hello[2] <= 0):
+            if (not isinstance(hello, list) or len(hello) != 4 or hello[0] != HELLO_TAG
+                    or hello[1] != PROTOCOL_VERSION or type(hello[2]) is not int or hello[2] <= 0
+                    or not isinstance(hello[3], bytes)):
                 raise FrameError(f"bad hello frame {hello!r:.80}")
             sender = hello[2]
+            if self.secret is not None and not hmac.compare_digest(
+                    hello[3], hello_proof(self.secret, sender)):
+                raise FrameError(f"hello from node {sender} without the right cluster secret")
             while True:
                 obj = await _read_frame(reader, self.max_frame)
                 self.received += 1

@@ -119,7 +119,7 @@ async def closed_by_peer(reader, timeout=5.0):
 def test_oversized_and_garbage_frames_close_only_that_connection():
     async def main():
         a, b, ia, ib = await pair(max_frame=1024)
-        hello = encode_frame(["chronosdb-raft", 1, 7])
+        hello = encode_frame(["chronosdb-raft", 1, 7, b""])
         # 1. Oversized length after a valid hello.
         r, w = await raw_connection(b.address)
         w.write(hello + struct.pack(">I", 1 << 30))
@@ -169,3 +169,34 @@ def test_reconnect_backoff_doubles_to_the_cap_with_seeded_jitter():
     bases = [0.1, 0.2, 0.4, 0.8] + [1.0] * 6
     for d, base in zip(delays, bases):
         assert base / 2 <= d <= base
+
+
+def test_a_transport_with_a_secret_refuses_hellos_without_its_proof():
+    from chronosdb.cluster.transport import hello_proof
+
+    async def main():
+        ia, ib = Inbox(), Inbox()
+        a = Transport(1, LOOP, ia, rng=random.Random(1), secret=b"s3cret")
+        b = Transport(2, LOOP, ib, rng=random.Random(2), secret=b"s3cret")
+        await a.start()
+        await b.start()
+        a.add_peer(2, b.address)
+        assert a.send(2, "with the secret")
+        await until(lambda: (1, "with the secret") in ib.got, what="delivery between members")
+        # no proof, a proof for another secret, another node's proof: each connection refused
+        for proof, sender in ((b"", 7), (hello_proof(b"other", 7), 7), (hello_proof(b"s3cret", 8), 7)):
+            r, w = await raw_connection(b.address)
+            w.write(encode_frame(["chronosdb-raft", 1, sender, proof]) + encode_frame(["injected", sender]))
+            assert await closed_by_peer(r)
+        await until(lambda: b.rejected_connections == 3, what="3 refused hellos")
+        assert not any(m == ["injected", 7] for _s, m in ib.got)
+        # a member with the wrong secret cannot reach b either
+        c = Transport(3, LOOP, Inbox(), rng=random.Random(3), secret=b"wrong")
+        await c.start()
+        c.add_peer(2, b.address)
+        c.send(2, "from outside")
+        await until(lambda: b.rejected_connections >= 4, what="the outsider refused")
+        assert (3, "from outside") not in ib.got
+        for t in (a, b, c):
+            await t.close()
+    run(main())
