@@ -6,14 +6,18 @@ Against a real ``chronosdb serve`` subprocess (auth off, fsync on, fresh data di
 are asyncio SSE clients in a *separate process* from the writers.
 
 1. Latency: N subscribers stream ``SELECT v FROM lat``; the writer posts one point at a time and
-   notes when its /write returned 204; each subscriber notes when the point's event arrived. The
-   difference (same host clock) is the delivery latency; p50/p99/max over all deliveries.
+   notes when its /write returned 204; each subscriber notes when each point arrived (every point
+   of an event: batches taken together arrive as one event). The difference (same host clock) is
+   the delivery latency; p50/p99/max over all deliveries. Also printed: the /write round trip
+   meanwhile, and the delay from sending the write to the event (which does not depend on how
+   soon the 204 came back).
 2. Ingest: values/s of /write (bodies of 5000 lines over 100 hosts, 2 writer connections) with
    no subscribers, then with ``--idle`` idle subscribers (a measurement nobody writes) and
    ``--subscribers`` active ones, and the ratio — twice: active subscribers that each follow one
    host (``WHERE host = 'hN'``: together they receive every point once, the dashboard case), and
    active subscribers that each stream everything written (every point delivered
-   ``--subscribers`` times: a fan-out of 100x the ingest on the same cores).
+   ``--subscribers`` times: a fan-out of 100x the ingest on the same cores). /write round-trip
+   p50/p90 is printed for each.
 3. Stall: one subscriber opens a stream and stops reading; writers keep writing for
    ``--stall-seconds``; the server's RSS before and after (VmRSS) is printed.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
+import json
 import multiprocessing as mp
 import os
 import shutil
@@ -74,12 +79,17 @@ async def _sse(port: int, query: str, arrivals: list | None, ready: asyncio.Even
             if counter[0] == counter[1]:
                 ready.set()
         if arrivals is not None:
-            # Chunk framing is irrelevant here: look for the ids of complete events.
-            while b"\nevent: points" in buf:
-                head, _sep, rest = buf.partition(b"\nevent: points")
-                ident = head.rsplit(b"id: ", 1)[-1]
-                arrivals.append((int(ident), now))
-                buf = rest
+            # Every point of every complete points event (one event may carry several points
+            # when batches were taken together); each event is one chunk, so its data line is
+            # contiguous whatever the chunk framing around it.
+            marker = b"event: points\ndata: "
+            while marker in buf:
+                _head, _sep, rest = buf.partition(marker)
+                if b"\n\n" not in rest:
+                    break
+                data, _sep, buf = rest.partition(b"\n\n")
+                for series in json.loads(data)["series"]:
+                    arrivals.extend((row[0], now) for row in series["values"])
         else:
             buf = buf[-64:]
 
@@ -142,7 +152,9 @@ def write(conn, body: bytes) -> None:
         raise SystemExit(f"write failed: {r.status}")
 
 
-def ingest(port: int, seconds: float, writers: int = 2, lines: int = 5000) -> float:
+def ingest(port: int, seconds: float, writers: int = 2, lines: int = 5000,
+           latencies: list | None = None) -> float:
+    """values/s written; each request's round trip (ms) is appended to ``latencies``."""
     total = [0]
     stop = time.monotonic() + seconds
     lock = threading.Lock()
@@ -154,7 +166,10 @@ def ingest(port: int, seconds: float, writers: int = 2, lines: int = 5000) -> fl
         while time.monotonic() < stop:
             body = "\n".join(f"load,host=h{i % 100} v={i}" + f" {t + i}" for i in range(lines)).encode()
             t += lines
+            t0 = time.perf_counter()
             write(conn, body)
+            if latencies is not None:
+                latencies.append((time.perf_counter() - t0) * 1000)
             n += lines
         with lock:
             total[0] += n
@@ -204,25 +219,34 @@ def main() -> None:
         expected = args.points * args.subscribers
         print(f"latency  subscribers={args.subscribers} deliveries={len(lat)}/{expected} "
               f"p50={pct(lat, 0.5):.2f} ms p99={pct(lat, 0.99):.2f} ms max={max(lat, default=0):.2f} ms")
+        # The /write round trip itself: the delivery latency above counts from its 204, so a
+        # server that answers the 204 sooner shows a larger delivery latency for the same events.
+        rtt = [(returned[t] - t) / 1e6 for t in returned]
+        print(f"         /write round trip meanwhile p50={pct(rtt, 0.5):.2f} ms p99={pct(rtt, 0.99):.2f} ms; "
+              f"write to event p50={pct([(a - t) / 1e6 for t, a in arrivals], 0.5):.2f} ms "
+              f"p99={pct([(a - t) / 1e6 for t, a in arrivals], 0.99):.2f} ms")
         del deadline
 
         # 2. ingest with and without subscribers
         # CPU per process is printed too: the writers, the server and the subscribers share the
         # same cores, so a ratio below 1 is partly the subscriber process's own CPU.
         s0 = cpu_s(pid)
-        base = ingest(srv.port, args.seconds)
+        wl: list = []
+        base = ingest(srv.port, args.seconds, latencies=wl)
         print(f"ingest   none={base:,.0f} values/s  (server CPU {(cpu_s(pid) - s0) / args.seconds:.2f} "
-              f"cores)", flush=True)
+              f"cores; /write p50 {pct(wl, 0.5):.1f} ms p90 {pct(wl, 0.9):.1f} ms)", flush=True)
         for per_host, label in ((True, "one host each"), (False, "everything each")):
             p, c = start_subscribers(srv.port, args.subscribers, args.idle, per_host=per_host)
             s0, c0 = cpu_s(pid), cpu_s(p.pid)
-            loaded = ingest(srv.port, args.seconds)
+            wl = []
+            loaded = ingest(srv.port, args.seconds, latencies=wl)
             s1, c1 = cpu_s(pid), cpu_s(p.pid)
             stop_subscribers(p, c)
             print(f"ingest   with {args.idle} idle + {args.subscribers} active ({label})="
                   f"{loaded:,.0f} values/s  ratio={loaded / base:.2f}  (server CPU "
                   f"{(s1 - s0) / args.seconds:.2f} cores, subscriber process "
-                  f"{(c1 - c0) / args.seconds:.2f} cores)", flush=True)
+                  f"{(c1 - c0) / args.seconds:.2f} cores; /write p50 {pct(wl, 0.5):.1f} ms "
+                  f"p90 {pct(wl, 0.9):.1f} ms)", flush=True)
 
         # 3. a stalled subscriber
         s = socket.create_connection(("127.0.0.1", srv.port))

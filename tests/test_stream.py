@@ -423,3 +423,67 @@ def test_cli_follow_prints_live_rows(srv):
     assert not t.is_alive()
     text = out.getvalue()
     assert "name: cli1" in text and "42" in text
+
+
+def test_stream_head_announces_close_after_the_stream(srv):
+    # Open streams are served on the stream loop, which closes the connection when the stream
+    # ends instead of reusing it: the head says so.
+    c = SseClient(srv.port, {"db": "db", "q": "SELECT v FROM m9"}, key=srv.admin_key)
+    try:
+        assert c.status == 200
+        assert c.headers["content-type"] == "text/event-stream"
+        assert c.headers["connection"] == "close"
+        assert c.headers["transfer-encoding"] == "chunked"
+        assert c.next()["comment"] == "stream open"
+        assert srv.write(b"m9 v=3 9")[0] == 204
+        assert rows(data_events(c)) == [["1970-01-01T00:00:00.000000009Z", 3]]
+    finally:
+        c.close()
+
+
+def test_many_streams_and_writes_interleave(srv):
+    # Streams live on their own loop thread: while several are open, /write and /query keep
+    # being answered on the request loop and every stream still sees every point.
+    clients = [SseClient(srv.port, {"db": "db", "q": "SELECT v FROM m10", "epoch": "ns"},
+                         key=srv.admin_key) for _ in range(8)]
+    try:
+        for t in range(1, 21):
+            assert srv.write(f"m10 v={t} {t}".encode())[0] == 204
+        st, doc = srv.query("SELECT count(v) FROM m10", db="db")
+        assert st == 200 and doc["results"][0]["series"][0]["values"][0][1] == 20
+        for c in clients:
+            got = []
+            while len(got) < 20:
+                got += [r[0] for r in rows(data_events(c))]
+            assert got == list(range(1, 21))
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_shutdown_ends_open_streams_and_exits_cleanly(tmp_path):
+    old = {k: os.environ.get(k) for k in STREAM_ENV}
+    os.environ.update(STREAM_ENV)
+    try:
+        s = ServerProcess(str(tmp_path / "data")).start()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    try:
+        s.query("CREATE DATABASE db")
+        sse = SseClient(s.port, {"db": "db", "q": "SELECT v FROM sd"}, key=s.admin_key)
+        ws = WsClient(s.port, {"db": "db", "q": "SELECT v FROM sd"}, key=s.admin_key)
+        assert sse.status == 200 and ws.status == 101
+        assert s.write(b"sd v=1 1")[0] == 204
+        data_events(sse)
+        ws.wait_for(lambda e: e.get("event") == "points")
+        assert s.stop() == 0
+        assert data_events(sse, "error")["data"]["error"] == "server shutting down"
+        assert sse.closed.wait(10)
+        assert ws.wait_for(lambda e: e.get("event") == "error")["data"]["error"] == "server shutting down"
+        assert ws.wait_for(lambda e: e.get("event") == "close")["code"] == 1001
+    finally:
+        s.kill()

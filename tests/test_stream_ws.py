@@ -106,3 +106,37 @@ def test_revoked_key_gets_error_then_close_1008(srv):  # noqa: F811
         assert ev["code"] == 1008
     finally:
         c.close()
+
+
+def test_bytes_sent_with_the_upgrade_request_are_not_lost(srv):  # noqa: F811
+    # A client may send its first frame right behind the upgrade request; the connection is then
+    # handed to the stream loop with those bytes, which must still be answered (a ping -> pong).
+    import os
+    import socket
+    import struct
+    from urllib.parse import urlencode
+
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, Pong, Request
+
+    client = WSConnection(ConnectionType.CLIENT)
+    target = "/ws/stream?" + urlencode({"db": "db", "q": "SELECT v FROM w5", "p": srv.admin_key})
+    payload, mask = b"early", os.urandom(4)
+    ping = struct.pack("!BB", 0x89, 0x80 | len(payload)) + mask + bytes(
+        b ^ mask[i % 4] for i, b in enumerate(payload))
+    sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    try:
+        sock.sendall(client.send(Request(host="127.0.0.1", target=target)) + ping)
+        accepted = pong = None
+        while pong is None:
+            data = sock.recv(65536)
+            assert data, "connection closed before the pong"
+            client.receive_data(data)
+            for ev in client.events():
+                if isinstance(ev, AcceptConnection):
+                    accepted = True
+                elif isinstance(ev, Pong):
+                    pong = ev.payload
+        assert accepted and pong == payload
+    finally:
+        sock.close()

@@ -6,9 +6,11 @@ subscriber: it finds, per distinct filter, the matching *keys* of the batch (``m
 result is cached per distinct keys list until the subscriptions change, so a writer sending the
 same series again pays nothing per subscriber), wraps the batch once in a ``SharedBatch`` and
 gives each filter a ``MatchedBatch`` (shared batch + key indices: no points are copied here).
-The parts go to the event loop with at most **one** pending ``loop.call_soon_threadsafe``: while
-one hand-off waits for the loop, later batches join it, so a busy loop takes several published
-batches per wake-up. Queues are touched only on the loop thread.
+The parts go to each subscription's event loop (in the server: the stream loop, a thread of its
+own; see ``server.http.protocol.StreamLoop``) with at most **one** pending
+``loop.call_soon_threadsafe`` per loop: while one hand-off waits for the loop, later batches
+join it, so a busy loop takes several published batches per wake-up. Queues are touched only on
+their loop's thread.
 
 Index. Subscriptions are kept by (database, measurement); regex and every-measurement
 subscriptions sit in a separate short list per database. A write to ``cpu`` therefore looks only

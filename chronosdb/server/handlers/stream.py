@@ -7,6 +7,11 @@ after the 200 is missed), optionally replays history or the points after ``Last-
 storage, and turns the subscription's batches into events. The pure parts (what a batch gives,
 which windows are due) are in ``chronosdb.pubsub.streaming``; this module is the I/O edge.
 
+Threads: the checks and the subscription happen on the request loop; the session then runs on
+the server's *stream loop* (``protocol.StreamLoop``, its own thread), which the HTTP layer hands
+the connection to, and the subscription is made with that loop so the bus delivers there. So
+``revoke`` and ``close``, which other threads call (key changes, shutdown), hop to that loop.
+
 Coalescing: a session takes everything queued for it at each wake-up, and a raw stream receiving
 more than ``CHRONOSDB_STREAM_PACE_ABOVE`` points/s (default 2000) waits for the next tick of a
 ``CHRONOSDB_STREAM_PACE_MS`` grid (default 50) first; the batches taken become one ``points``
@@ -115,6 +120,7 @@ class StreamSession:
         self._rate_since, self._rate_points, self._rate_busy = time.monotonic(), 0, False
         self.keys = KeyInfo()
         self.revoked: str | None = None
+        self.shutting_down = False        # ended by shutdown (WebSocket close 1001, not 1008)
         self.tracker = WindowTracker(plan.interval, plan.offset, GRACE_NS) if plan.kind == "window" else None
         # With a stream loop (server started), the session runs there: the bus hands batches
         # to that loop, and only its thread touches the subscription.
@@ -433,8 +439,13 @@ async def handle_ws_stream(server, req) -> Response:
                     await channel.send_text(ev.ws())
                 if ev.kind == "error" or channel.closed:
                     break
-            await channel.close(1008 if session.revoked else 1000,
-                                "key revoked" if session.revoked else "stream ended")
+            if session.shutting_down:
+                code, reason = 1001, "server shutting down"
+            elif session.revoked:
+                code, reason = 1008, "key revoked"
+            else:
+                code, reason = 1000, "stream ended"
+            await channel.close(code, reason)
         finally:
             session.close()
 
@@ -454,4 +465,5 @@ def close_unauthorized_streams(server) -> int:
 def end_streams(server, reason: str) -> None:
     """Shutdown: every open stream gets an ``error`` event (``reason``) and ends."""
     for s in list(server.streams):
+        s.shutting_down = True
         s.revoke(reason)

@@ -21,6 +21,12 @@ One ``HttpProtocol`` per connection. It only turns bytes into ``Request`` values
   answers 101 with ``Response.websocket`` takes the connection over. Framing is ``wsproto``'s
   (sans-I/O: we feed it bytes and write what it returns); ``WebSocketChannel`` is the small
   async face the handler sees. Bytes that arrive after the upgrade are kept for it.
+* The stream loop: when the server has one (``Server.stream_loop``, a ``StreamLoop`` started by
+  ``Server.start``), an open stream (a 200 whose body is marked ``stream_loop``) or an accepted
+  WebSocket is not served here: the connection is handed over (``_hand_off``: its fd is
+  duplicated, our transport closed) and a ``StreamConnection`` on the stream loop's thread
+  writes the head and everything after it. Stream ticks then never delay the requests served
+  on this loop. Without a stream loop (a Server that was not started) streams are served here.
 """
 from __future__ import annotations
 
@@ -605,11 +611,24 @@ class StreamConnection(asyncio.Protocol):
         self.can_write = asyncio.Event()
         self.can_write.set()
         self._ws: WebSocketChannel | None = None
+        self._released = False
 
     def connection_made(self, transport):
         self.transport = transport
         self.owner.connections.add(self)
         self.task = asyncio.get_running_loop().create_task(self._serve())
+        # A task cancelled before it ever ran (the client left at once) runs none of _serve's
+        # cleanup: release the session from here then.
+        self.task.add_done_callback(self._task_done)
+
+    def _task_done(self, _task) -> None:
+        if not self._released:
+            asyncio.get_running_loop().create_task(self._release())
+
+    async def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            await _release(self.resp)
 
     def connection_lost(self, exc):
         self.closing = True
@@ -653,14 +672,11 @@ class StreamConnection(asyncio.Protocol):
                         self.transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                         await self.can_write.wait()
             finally:
-                await _release(resp)
+                await self._release()
             if not self.closing:
                 self.transport.write(b"0\r\n\r\n")
-        except asyncio.CancelledError:
-            if resp.websocket is not None and resp.on_abort is not None:
-                resp.on_abort()
-            raise
         finally:
             self.closing = True
             if self.transport is not None:
                 self.transport.close()
+            await self._release()   # a WebSocket session that ended or was cancelled
