@@ -238,6 +238,11 @@ class SelectExecutor:
                     if s is not None:
                         s.name, s.tags = name, (dict(zip(gkeys, g)) if gkeys else None)
                         out.append(s)
+            elif self._edge_row_ok(plan, views, groups, cond):
+                for g, s in self._edge_rows(plan, views, groups, sids, series_tags, ftypes,
+                                            tag_keys, cond, lo, hi):
+                    s.name, s.tags = name, (dict(zip(gkeys, g)) if gkeys else None)
+                    out.append(s)
             else:
                 for g in sorted(groups):
                     self.check_cancel()
@@ -248,6 +253,67 @@ class SelectExecutor:
                     if s is not None:
                         s.name, s.tags = name, (dict(zip(gkeys, g)) if gkeys else None)
                         out.append(s)
+        return out
+
+    # -- one edge row per series ("the last point of every host") ------------------------------
+    def _edge_row_ok(self, plan, views, groups, cond) -> bool:
+        """A raw SELECT of plain field and tag columns with LIMIT 1 (OFFSET 0), no field
+        condition, no transforms, one series per group: each group's answer is one row at the
+        series' first (ORDER BY time DESC: last) time, read from the fields' edge points."""
+        stmt = plan.stmt
+        if (stmt.limit != 1 or stmt.offset or cond.residual is not None or plan.transforms
+                or not plan.columns):
+            return False
+        if not all(isinstance(c.expr, ast.VarRef) for c in plan.columns):
+            return False
+        if not all(hasattr(v, "scan_edge") for v in views):
+            return False
+        return all(len(idx) == 1 for idx in groups.values())
+
+    def _edge_rows(self, plan, views, groups, sids, series_tags, ftypes, tag_keys, cond, lo, hi):
+        """What ``_raw_group`` answers under ``_edge_row_ok``, without its per-group machinery:
+        per series, the edge point of each field (block stats in the usual case, no decoding);
+        the row's time is the latest (earliest) of them, and a field has a value in the row only
+        if its edge point is at that time."""
+        last = plan.stmt.order_desc
+        exprs, _sel, read_fields = self._raw_fields(plan, ftypes, tag_keys, cond)
+        ordered_views = views[::-1] if last else views
+        fields_b = [(f, f.encode()) for f in read_fields]
+        out = []
+        for g in sorted(groups):
+            self.check_cancel()
+            (i,) = groups[g]
+            sid, tags = int(sids[i]), series_tags[i]
+            pts = {}
+            for f, fb in fields_b:
+                for v in ordered_views:
+                    col = v.scan_edge(sid, fb, lo, hi, 1, last)
+                    if col is not None and len(col[0]):
+                        j = len(col[0]) - 1 if last else 0
+                        pts[f] = (int(col[0][j]),
+                                  col[1] if len(col[0]) == 1 else _take(col[1], np.array([j])))
+                        break
+            if not pts:
+                continue
+            t_row = max(t for t, _v in pts.values()) if last else min(t for t, _v in pts.values())
+            self._count_points(1)
+            cols = []
+            for name, e in exprs:
+                fname = e.name
+                is_tag = e.type_hint == "tag" or (e.type_hint != "field" and fname in tag_keys
+                                                  and fname not in pts)
+                if is_tag:
+                    val = tags.get(fname)
+                    cols.append((name, Values(None, np.zeros(1, dtype=bool), "string") if val is None
+                                 else Values(_const_strings(val, 1), np.ones(1, dtype=bool), "string")))
+                elif fname in pts:
+                    t, vals = pts[fname]
+                    cols.append((name, Values(vals, np.array([t == t_row]), KIND[ftypes[fname]])))
+                else:
+                    cols.append((name, _null(1)))
+            s = self._finish(plan, np.array([t_row], dtype=np.int64), cols, shaped=True)
+            if s is not None:
+                out.append((g, s))
         return out
 
     # -- fused scan + aggregation (many series, windows shorter than a block) ---------------------
