@@ -109,6 +109,9 @@ QUERIES = [
     # a range crossing the shard-group boundary (Thursday 2016-01-07 00:00 UTC), ORDER BY/LIMIT
     "SELECT last(f), first(i) FROM m WHERE time >= '2016-01-06T22:00:00Z' AND "
     "time <= '2016-01-07T03:00:00Z' GROUP BY time(4m), host ORDER BY time DESC LIMIT 20",
+    # one series over a range longer than a block: fused too
+    f"SELECT max(f), min(i), count(f), last(i) FROM m WHERE host = 'h2' AND time >= {START} AND "
+    "time < '2016-01-07T14:00:00Z' GROUP BY time(1m)",
     # tag conditions select a subset of series
     "SELECT sum(i), count(f) FROM m WHERE rack = 'r1' AND time >= '2016-01-07T02:00:00Z' AND "
     "time < '2016-01-07T05:00:00Z' GROUP BY time(90s), host",

@@ -224,7 +224,7 @@ class SelectExecutor:
                     if lo is None:
                         return []
                 lo, hi = self._limit_windows(plan, lo, hi)
-                if self._fused_ok(plan, views, sids, ftypes, cond):
+                if self._fused_ok(plan, views, sids, ftypes, cond, lo, hi):
                     for g, s in self._fused_groups(plan, views, groups, sids, series_tags, ftypes,
                                                    cond, lo, hi, is_tag):
                         s.name, s.tags = name, (dict(zip(gkeys, g)) if gkeys else None)
@@ -319,12 +319,13 @@ class SelectExecutor:
     # -- fused scan + aggregation (many series, windows shorter than a block) ---------------------
     FUSED_FUNCS = {"count", "sum", "mean", "min", "max", "first", "last", "spread"}
 
-    def _fused_ok(self, plan, views, sids, ftypes, cond) -> bool:
+    def _fused_ok(self, plan, views, sids, ftypes, cond, lo=None, hi=None) -> bool:
         """Whether one Cython scan per (shard, field) may feed every group's partials: simple
         mergeable calls over numeric fields, no field conditions, and GROUP BY windows shorter
-        than a stored block (so block stats could not answer them anyway)."""
+        than a stored block (so block stats could not answer them anyway). One series only when
+        its range spans more than a block: within one block the per-series path costs less."""
         if (not plan.every or cond.residual is not None or plan.aux or plan.multi_row
-                or not plan.calls or len(sids) < 2):
+                or not plan.calls or not len(sids)):
             return False
         for c in plan.calls:
             ft = ftypes.get(c.field)
@@ -338,6 +339,8 @@ class SelectExecutor:
                 bt = h.reader.blocks(int(sids[0]), probe)
                 if bt is not None and len(bt):
                     span = int(np.median(bt["max_time"] - bt["min_time"]))
+                    if len(sids) == 1 and (lo is None or hi is None or hi - lo <= span):
+                        return False
                     return plan.every < span
         return False
 
