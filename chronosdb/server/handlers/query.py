@@ -33,7 +33,7 @@ from chronosdb.query.results import EPOCHS
 from chronosdb.server.http.messages import HttpError, Response
 
 DEFAULT_CHUNK_SIZE = 10_000
-INLINE_BUDGET = 0.0005       # seconds a query may hold the event loop
+INLINE_BUDGET = 0.001        # seconds a query may hold the event loop
 _FAST_SHAPES_MAX = 4096      # shapes remembered as fast (LRU)
 
 
