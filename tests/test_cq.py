@@ -11,6 +11,7 @@ import random
 
 import numpy as np
 import pytest
+from queryhelp import AllowAll
 
 from chronosdb.cq import ContinuousQueryService
 from chronosdb.cq.schedule import MAX_CATCHUP_WINDOWS, Timing, first_last_run, floor_to, next_run_after, plan_run, timing_of
@@ -25,17 +26,6 @@ S = 1_000_000_000
 M = 60 * S
 H = 60 * M
 T0 = 1_700_000_000 * S // H * H  # an hour boundary
-
-
-class Admin:
-    def can_read(self, db):
-        return True
-
-    def require(self, action, db):
-        pass
-
-    def on_drop_database(self, db):
-        pass
 
 
 # --- the pure schedule ------------------------------------------------------------------------
@@ -117,7 +107,7 @@ def _cpu_batch(start, n, step=10 * S, hosts=("a", "b"), seed=1):
 
 
 def _query(engine, text, now=T0):
-    ctx = statements.QueryContext(engine, "db", None, Admin(), now=now)
+    ctx = statements.QueryContext(engine, "db", None, AllowAll(), now=now)
     results = statements.execute(parse(text), ctx)
     return results
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import orjson
 import pytest
+from queryhelp import AllowAll, answer
 
 from chronosdb.ext import resultenc
 from chronosdb.model.batch import FieldColumn, WriteBatch
@@ -24,17 +25,6 @@ from chronosdb.storage.engine import Engine, EngineOptions
 S = 10**9
 T0 = 1_452_124_800 * S - 6 * 3600 * S  # 2016-01-06T18:00Z: six hours before a shard boundary
 HOSTS = 9
-
-
-class AllowAll:
-    def can_read(self, db):
-        return True
-
-    def require(self, action, db):
-        pass
-
-    def on_drop_database(self, db):
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +64,6 @@ def engine(tmp_path_factory):
     e.close()
 
 
-def _answer(engine, q: str) -> dict:
-    ctx = QueryContext(engine, "db", None, AllowAll())
-    return orjson.loads(resultenc.encode_results(execute(parse(q), ctx), "ns", False))
-
-
 QUERIES = [
     "SELECT * FROM m GROUP BY host ORDER BY time DESC LIMIT 1",
     "SELECT * FROM m GROUP BY * ORDER BY time DESC LIMIT 1",
@@ -101,15 +86,15 @@ def test_edge_rows_answer_like_the_raw_path(engine, q, monkeypatch):
         return real(self, *a, **kw)
 
     monkeypatch.setattr(SelectExecutor, "_edge_rows", spy)
-    fast = _answer(engine, q)
+    fast = answer(engine, q)
     assert calls, "the edge-row path was not taken: the test would compare a path with itself"
     monkeypatch.setattr(SelectExecutor, "_edge_row_ok", lambda self, *a, **kw: False)
-    plain = _answer(engine, q)
+    plain = answer(engine, q)
     assert plain["results"][0].get("series"), plain
     assert fast == plain
 
 
 def test_groups_of_several_series_take_the_raw_path(engine, monkeypatch):
     monkeypatch.setattr(SelectExecutor, "_edge_rows", lambda *a, **kw: pytest.fail("edge path taken"))
-    doc = _answer(engine, "SELECT f FROM m GROUP BY dc ORDER BY time DESC LIMIT 1")
+    doc = answer(engine, "SELECT f FROM m GROUP BY dc ORDER BY time DESC LIMIT 1")
     assert len(doc["results"][0]["series"]) == 2

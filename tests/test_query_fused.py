@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 import pytest
+from queryhelp import AllowAll, answer
 
 from chronosdb.ext import resultenc
 from chronosdb.model.batch import FieldColumn, WriteBatch
@@ -29,17 +30,6 @@ T0 = 1_451_606_400 * 10**9  # 2016-01-01, a Friday: the data crosses a shard-gro
 S = 10**9
 HOSTS = 12
 POINTS = 5000  # per series, every 10 s: ~14 h
-
-
-class AllowAll:
-    def can_read(self, db):
-        return True
-
-    def require(self, action, db):
-        pass
-
-    def on_drop_database(self, db):
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +54,6 @@ def engine(tmp_path_factory):
         e.snapshot_all()
     yield e
     e.close()
-
-
-def _answer(engine, q: str) -> dict:
-    ctx = QueryContext(engine, "db", None, AllowAll())
-    return orjson.loads(resultenc.encode_results(execute(parse(q), ctx), "ns", False))
 
 
 def _close(a, b) -> bool:
@@ -131,10 +116,29 @@ def test_fused_path_answers_like_the_per_series_path(engine, q, split, monkeypat
         return real(self, *a, **kw)
 
     monkeypatch.setattr(SelectExecutor, "_fused_groups", spy)
-    fused = _answer(engine, q)
+    fused = answer(engine, q)
     assert calls, "the fused path was not taken: the test would compare a path with itself"
     monkeypatch.setattr(SelectExecutor, "_fused_ok", lambda self, *a, **kw: False)
-    plain = _answer(engine, q)
+    plain = answer(engine, q)
     assert plain["results"][0].get("series"), plain
     _assert_same(fused, plain)
 
+
+
+def test_a_range_without_stored_points_answers_nothing(engine, monkeypatch):
+    # the second shard group holds data, but not in these hours: no segment answers for any field
+    calls = []
+    real = SelectExecutor._fused_groups
+
+    def spy(self, *a, **kw):
+        calls.append(1)
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(SelectExecutor, "_fused_groups", spy)
+    q = ("SELECT max(f), count(i) FROM m WHERE time >= '2016-01-07T20:00:00Z' AND "
+         "time < '2016-01-08T02:00:00Z' GROUP BY time(1m), host")
+    fused = answer(engine, q)
+    assert calls
+    assert fused == {"results": [{"statement_id": 0}]}
+    monkeypatch.setattr(SelectExecutor, "_fused_ok", lambda self, *a, **kw: False)
+    assert answer(engine, q) == fused

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from queryhelp import AllowAll
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,17 +20,6 @@ from chronosdb.storage.engine import Engine, EngineOptions
 
 T0 = 1_451_606_400 * 10**9
 S = 10**9
-
-
-class AllowAll:
-    def can_read(self, db):
-        return True
-
-    def require(self, action, db):
-        pass
-
-    def on_drop_database(self, db):
-        pass
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import cbor2
 
 from chronosdb.model.errors import ChronosError
+from chronosdb.storage.catalog import default_shard_duration  # the one rule, shared with a single node
 
 __all__ = [
     "MetaError", "MetaNotFound", "MetaConflict",
@@ -230,17 +231,6 @@ def decode_command(b: bytes):
 
 
 # ---------------------------------------------------------------------- state
-
-def default_shard_duration(duration_ns: int) -> int:
-    """InfluxDB 1.x's rule: under 2 days → 1 h, up to 6 months → 1 day, else (or infinite) 7 days."""
-    if duration_ns == 0:
-        return 7 * NS_PER_DAY
-    if duration_ns < 2 * NS_PER_DAY:
-        return NS_PER_HOUR
-    if duration_ns <= 180 * NS_PER_DAY:
-        return NS_PER_DAY
-    return 7 * NS_PER_DAY
-
 
 @dataclass
 class RetentionPolicyInfo:

@@ -439,7 +439,8 @@ class SelectExecutor:
                 first = np.where(only, a.first, first)
                 last = np.where(has, a.last, last)
                 seen = seen | has
-            merged[f] = (cnt, tot, mn, mx, first, last)
+            if cnt is not None:  # None: no segment file holds this field in the range
+                merged[f] = (cnt, tot, mn, mx, first, last)
         fin2d = {}
         for c in plan.calls:
             m = merged.get(c.field)
