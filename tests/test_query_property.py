@@ -57,6 +57,25 @@ def world(tmp_path_factory):
     e.close()
 
 
+@pytest.fixture(scope="module")
+def segments_only(tmp_path_factory):
+    """The same kind of data, compacted and nothing else: no cache, no tombstone, so GROUP BY
+    windows shorter than a block take the fused scan (one series or several)."""
+    rng = np.random.default_rng(7)
+    e = Engine(str(tmp_path_factory.mktemp("prop2") / "d"), EngineOptions(background=False))
+    e.create_database("db")
+    truth = {}
+    for h in range(3):
+        key = f"m,host=h{h}".encode()
+        t = T0 + np.sort(rng.choice(40_000, 6000, replace=False)).astype(np.int64) * S + h
+        v = np.round(rng.normal(50, 20, 6000), 2)
+        e.write("db", WriteBatch([key], [FieldColumn(b"v", FieldType.FLOAT, np.zeros(6000, np.int32), t, v)]))
+        truth[h] = dict(zip(t.tolist(), v.tolist()))
+    e.compact_all(full=True)
+    yield e, truth
+    e.close()
+
+
 def brute(truth, hosts, lo, hi, every, func):
     pts = sorted((t, v) for h in hosts for t, v in truth[h].items() if lo <= t <= hi)
     if not pts:
@@ -95,6 +114,19 @@ def brute(truth, hosts, lo, hi, every, func):
        func=st.sampled_from(["count", "sum", "mean", "min", "max", "spread", "first", "last"]),
        host=st.sampled_from([None, 0, 1, 2]))
 def test_windowed_aggregates_equal_brute_force(world, a, span, every, func, host):
+    _check_windows(world, a, span, every, func, host)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(a=st.integers(0, 42_000), span=st.integers(1, 42_000),
+       every=st.sampled_from([7, 60, 600, 3600]),
+       func=st.sampled_from(["count", "sum", "mean", "min", "max", "spread", "first", "last"]),
+       host=st.sampled_from([None, 0, 1, 2]))
+def test_fused_scans_equal_brute_force(segments_only, a, span, every, func, host):
+    _check_windows(segments_only, a, span, every, func, host)
+
+
+def _check_windows(world, a, span, every, func, host):
     e, truth = world
     lo, hi = T0 + a * S, T0 + (a + span) * S
     where = f"time >= {lo} AND time <= {hi}"
