@@ -15,7 +15,7 @@ import ssl
 from chronosdb.client import api, protocol
 from chronosdb.client.errors import ChronosDBError, ConnectionFailed, ServerError
 from chronosdb.client.points import encode_bodies
-from chronosdb.client.protocol import Call, Endpoint, SseParser
+from chronosdb.client.protocol import Call, ClientSettings, Endpoint, SseParser
 from chronosdb.client.results import CreatedKey, KeyInfo, Result, StreamEvent
 
 # Longest status line or header line accepted from a server.
@@ -171,27 +171,12 @@ class AsyncStream:
         await self.aclose()
 
 
-class AsyncClient:
+class AsyncClient(ClientSettings):
     """The asyncio twin of ``chronosdb.client.Client``: same arguments, same methods (awaited),
     same errors and retries. ``stream`` returns an async iterator. Use ``async with`` or
     ``await client.close()``."""
 
-    def __init__(self, url: str = "http://127.0.0.1:8086", key: str | None = None,
-                 database: str | None = None, *, timeout: float = 10, gzip: bool = False,
-                 retries: int = 3, backoff: float = 0.2, batch_size: int = 5000,
-                 stream_reconnects: int = 5, stream_idle_timeout: float = 60.0):
-        self.endpoint = Endpoint.parse(url)
-        self.url = url
-        self.key = key
-        self.database = database
-        self.timeout = timeout
-        self.gzip = gzip
-        self.retries = max(0, int(retries))
-        self.backoff = backoff
-        self.batch_size = batch_size
-        self.stream_reconnects = stream_reconnects
-        self.stream_idle_timeout = stream_idle_timeout
-        self._rng = random.Random()
+    def _init_io(self) -> None:
         self._conn: _HttpConnection | None = None
         self._lock = asyncio.Lock()
 

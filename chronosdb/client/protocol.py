@@ -248,3 +248,28 @@ class SseParser:
         elif name == "id":
             self._id = value or None
         # "retry" and unknown fields are ignored
+
+class ClientSettings:
+    """What ``Client`` and ``AsyncClient`` are configured with (their docstrings say what each
+    setting means); the two differ only in how they do I/O."""
+
+    def __init__(self, url: str = "http://127.0.0.1:8086", key: str | None = None,
+                 database: str | None = None, *, timeout: float = 10, gzip: bool = False,
+                 retries: int = 3, backoff: float = 0.2, batch_size: int = 5000,
+                 stream_reconnects: int = 5, stream_idle_timeout: float = 60.0):
+        self.endpoint = Endpoint.parse(url)
+        self.url = url
+        self.key = key
+        self.database = database
+        self.timeout = timeout
+        self.gzip = gzip
+        self.retries = max(0, int(retries))
+        self.backoff = backoff
+        self.batch_size = batch_size
+        self.stream_reconnects = stream_reconnects
+        self.stream_idle_timeout = stream_idle_timeout
+        self._rng = random.Random()
+        self._init_io()
+
+    def _init_io(self) -> None:
+        """The I/O side's own state (a connection, a lock)."""

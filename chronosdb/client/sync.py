@@ -17,14 +17,14 @@ from collections.abc import Iterator
 from chronosdb.client import api, protocol
 from chronosdb.client.errors import ChronosDBError, ConnectionFailed, ServerError
 from chronosdb.client.points import encode_bodies
-from chronosdb.client.protocol import Call, Endpoint, SseParser
+from chronosdb.client.protocol import Call, ClientSettings, SseParser
 from chronosdb.client.results import CreatedKey, KeyInfo, Result, StreamEvent
 
 # What a broken or refused connection looks like from http.client.
 _CONNECTION_ERRORS = (OSError, http.client.HTTPException)
 
 
-class Client:
+class Client(ClientSettings):
     """A ChronosDB (InfluxDB 1.x API) client.
 
     ``url``: the server (``http://host:port``, optionally with a path prefix; https works too).
@@ -41,22 +41,7 @@ class Client:
     a write applied before its answer was lost is only applied again.
     """
 
-    def __init__(self, url: str = "http://127.0.0.1:8086", key: str | None = None,
-                 database: str | None = None, *, timeout: float = 10, gzip: bool = False,
-                 retries: int = 3, backoff: float = 0.2, batch_size: int = 5000,
-                 stream_reconnects: int = 5, stream_idle_timeout: float = 60.0):
-        self.endpoint = Endpoint.parse(url)
-        self.url = url
-        self.key = key
-        self.database = database
-        self.timeout = timeout
-        self.gzip = gzip
-        self.retries = max(0, int(retries))
-        self.backoff = backoff
-        self.batch_size = batch_size
-        self.stream_reconnects = stream_reconnects
-        self.stream_idle_timeout = stream_idle_timeout
-        self._rng = random.Random()
+    def _init_io(self) -> None:
         self._conn: http.client.HTTPConnection | None = None
 
     # ------------------------------------------------------------------ connection and retries
