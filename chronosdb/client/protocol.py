@@ -24,7 +24,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
 
-from chronosdb.client.errors import ChronosDBError, error_for_status
+from chronosdb.client.errors import ChronosDBError, ConnectionFailed, error_for_status
 
 USER_AGENT = "chronosdb-python-client"
 # Cap of one backoff sleep, so a long run of retries does not wait minutes between attempts.
@@ -164,6 +164,13 @@ def json_body(body: bytes):
 
 def retryable_status(status: int) -> bool:
     return status >= 500
+
+
+def connection_failed(call: "Call", url: str, attempts: int, e: BaseException) -> ConnectionFailed:
+    """The error for a request whose last attempt could not reach the server."""
+    tried = f" after {attempts} attempts" if attempts > 1 else ""
+    return ConnectionFailed(f"{call.method} {call.target.split('?')[0]} to {url} failed{tried}: "
+                            f"{type(e).__name__}: {e}")
 
 
 def backoff_delay(attempt: int, base: float, rng: random.Random) -> float:

@@ -97,10 +97,7 @@ class Client(ClientSettings):
                 status, headers, body = self._send_once(call)
             except _CONNECTION_ERRORS as e:
                 if last:
-                    raise ConnectionFailed(
-                        f"{call.method} {call.target.split('?')[0]} to {self.url} failed"
-                        f"{f' after {attempts} attempts' if attempts > 1 else ''}: "
-                        f"{type(e).__name__}: {e}") from e
+                    raise protocol.connection_failed(call, self.url, attempts, e) from e
             else:
                 if not (protocol.retryable_status(status) and not last):
                     protocol.check(status, body)
