@@ -16,7 +16,7 @@ from chronosdb.model.fieldtype import FieldType
 from chronosdb.model.strings import StringArray
 from chronosdb.server.metrics import Metrics
 from chronosdb.subscriptions.definitions import redact
-from chronosdb.subscriptions.encode import encode_batch_numpy
+from chronosdb.ext.lpencode import encode_batch
 from chronosdb.subscriptions.service import Destination, Payload, split_datagrams
 from serverproc import free_port
 
@@ -64,9 +64,9 @@ def _points(batch: WriteBatch) -> set:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_numpy_encoding_parses_back_to_the_same_points(seed):
+def test_forwarded_encoding_parses_back_to_the_same_points(seed):
     batch = _random_batch(np.random.default_rng(seed), 200)
-    body = encode_batch_numpy(batch)
+    body = encode_batch(batch)
     assert body.endswith(b"\n")
     res = parse_lines(body)
     assert not res.errors, res.errors[:3]

@@ -1,8 +1,8 @@
 """Subscriptions (InfluxDB 1.x): forward every accepted write of a database and retention
 policy, as line protocol, to HTTP or UDP destinations.
 
-Layout: ``definitions`` (validation and the durable store), ``encode`` (a batch as line
-protocol), ``service`` (the engine's write listener, per-destination bounded queues and sender
+Layout: ``definitions`` (validation and the durable store), ``service`` (the engine's write
+listener, encoding with ``chronosdb.ext.lpencode``, per-destination bounded queues and sender
 threads, the statements). See docs/subscriptions.md.
 """
 from chronosdb.subscriptions.definitions import FileSubscriptionStore, SubscriptionDef, SubscriptionStore

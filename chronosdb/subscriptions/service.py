@@ -7,8 +7,8 @@ queue of each chosen destination: every destination for mode ALL, one live desti
 round robin for mode ANY. It never blocks and never does I/O.
 
 Each destination has its own sender thread (``Destination``). It encodes the payload to line
-protocol on first use (``encode.encode_batch``; ALL destinations share that one encoding) and
-sends it: HTTP(S) as ``POST <url path>/write?db=..&rp=..`` over one keep-alive connection
+protocol on first use (``chronosdb.ext.lpencode.encode_batch``; ALL destinations share that one
+encoding) and sends it: HTTP(S) as ``POST <url path>/write?db=..&rp=..`` over one keep-alive connection
 (http.client), UDP as datagrams split at line boundaries, each under ``MAX_DATAGRAM`` bytes.
 
 Failures: a connection error, timeout or 5xx answer keeps the body at the head of the queue and
@@ -34,7 +34,7 @@ from urllib.parse import urlencode, urlsplit
 from chronosdb.query.meta import StatementError
 
 from .definitions import FileSubscriptionStore, SubscriptionDef, SubscriptionStore, check_definition, redact
-from .encode import encode_batch
+from chronosdb.ext.lpencode import encode_batch
 
 log = logging.getLogger("chronosdb.subscriptions")
 
