@@ -302,3 +302,30 @@ def test_deleting_half_the_time_range_halves_the_data_dir(tmp_path):
         assert len(read(e, "db", make_key("cpu", {"host": "h3"}))[0]) == n - n // 2
     finally:
         e.close()
+
+
+def test_open_removes_leftover_database_dirs_but_not_other_directories(tmp_path):
+    d = str(tmp_path / "data")
+    e = Engine(d, EngineOptions(background=False))
+    e.create_database("keep")
+    e.create_database("gone")
+    for db in ("keep", "gone"):
+        e.write(db, WriteBatch([b"m"], [FieldColumn(b"v", FieldType.FLOAT, np.zeros(1, np.int32),
+                                                    np.array([1], np.int64), np.array([1.0]))]))
+    e.close()
+    # "gone" is dropped from the catalog but its directory stays (a drop interrupted by a
+    # crash); an operator's directory and a cluster member's Raft log sit beside them
+    from chronosdb.storage.catalog import Catalog
+    cat = Catalog(d)
+    cat.drop_database("gone")
+    os.makedirs(os.path.join(d, "meta-raft"))
+    with open(os.path.join(d, "meta-raft", "raft.log"), "wb") as f:
+        f.write(b"x")
+    e = Engine(d, EngineOptions(background=False))
+    try:
+        assert not os.path.exists(os.path.join(d, "gone"))
+        assert os.path.exists(os.path.join(d, "meta-raft", "raft.log"))
+        r = StorageReader(e)
+        assert "keep" in r.databases()
+    finally:
+        e.close()

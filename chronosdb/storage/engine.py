@@ -86,10 +86,13 @@ class Engine:
             for rp in db.policies.values():
                 for g in rp.shard_groups:
                     self._open_shard(db.name, rp.name, g)
-        # Directories no catalog entry names are leftovers of an interrupted drop.
+        # A database directory no catalog entry names is the leftover of an interrupted drop.
+        # Only directories laid out as a database (holding a series index) are removed: other
+        # directories beside them (a cluster member's Raft log, an operator's files) are not ours.
         for name in os.listdir(self.data_dir):
             p = os.path.join(self.data_dir, name)
-            if os.path.isdir(p) and name not in self.catalog.databases:
+            if (name not in self.catalog.databases and os.path.isdir(p)
+                    and os.path.isdir(os.path.join(p, filenames.INDEX_DIR))):
                 shutil.rmtree(p)
 
     def index(self, db: str) -> SeriesIndex:
