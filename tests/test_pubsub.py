@@ -16,6 +16,7 @@ from chronosdb.model.batch import WriteBatch
 from chronosdb.model.fieldtype import FieldType
 from chronosdb.model.serieskey import make_key, parse_key
 from chronosdb.pubsub import Bus, SubscriptionClosed, SubscriptionFilter
+from chronosdb.pubsub.broker import HOLD_FACTOR
 from chronosdb.pubsub.matcher import KeyInfo, MatchedBatch, SharedBatch, match_batch, match_keys
 from chronosdb.pubsub.streaming import (WindowTracker, compile_stream, merge_series, raw_series,
                                         raw_series_many)
@@ -445,7 +446,11 @@ def _rows_by_series(series) -> dict:
 def test_a_lagging_reader_queues_copies_of_small_parts_not_whole_batches():
     async def main():
         bus = Bus()
-        one = bus.subscribe(SubscriptionFilter("db", measurement=b"cpu", tags=tx.TagEquals("host", "h1")))
+        # Bound 150 points: once the queue keeps HOLD_FACTOR x 150 = 2400 published points
+        # alive (80 batches of 30), later parts are copied out.
+        one = bus.subscribe(SubscriptionFilter("db", measurement=b"cpu", tags=tx.TagEquals("host", "h1")),
+                            max_points=150)
+        assert HOLD_FACTOR == 16
         ten_hosts = WriteBatch.from_points([(f"cpu,host=h{i % 10}", "v", FieldType.FLOAT, i, 1.0)
                                             for i in range(30)])
         for _ in range(40):
@@ -453,9 +458,72 @@ def test_a_lagging_reader_queues_copies_of_small_parts_not_whole_batches():
         deadline = asyncio.get_running_loop().time() + 10
         while one.delivered < 120 and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.001)
-        kinds = [type(b).__name__ for b in one._queue]
-        assert kinds[:32] == ["MatchedBatch"] * 32 and set(kinds[32:]) == {"WriteBatch"}
+        # 40 batches: all kept whole (40 x 30 < 2400) ...
+        assert [type(b).__name__ for b in one._queue] == ["MatchedBatch"] * 40
+        assert one.held_points == 40 * 30
         items = one.drain()
-        assert sum(p.n_values for _k, p in items) == 120
+        assert one.held_points == 0
+        # ... until the reader is stalled: from then on parts are copied.
+        one.stalled = True
+        for _ in range(10):
+            _publish_from_thread(bus, ten_hosts)
+        while one.delivered < 150 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.001)
+        assert [type(b).__name__ for b in one._queue] == ["WriteBatch"] * 10
+        assert one.held_points == 30
+        items = one.drain()
+        assert sum(p.n_values for _k, p in items) == 30
         assert all(p.keys[s] == b"cpu,host=h1" for _k, p in items for c in p.columns for s in c.series.tolist())
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("q", [
+    "SELECT value FROM cpu WHERE host = 'a' AND region = 'b' AND dc = 'c'",
+    "SELECT * FROM cpu WHERE host = 'a' AND region = 'b' AND dc = 'c'",
+    "SELECT value, free, host, dc, nothere FROM cpu WHERE host = 'b' AND region = 'a' AND dc = 'a'",
+    "SELECT value FROM cpu WHERE host = 'a' AND region = 'a' AND dc = 'a' AND value > 0.4",
+    "SELECT free FROM cpu WHERE host = 'c' AND region = 'c' AND dc = 'c' AND time >= 1300 AND time < 2600",
+    "SELECT * FROM cpu WHERE host = 'a' AND region = 'b' AND dc = 'b' GROUP BY host, region",
+    "SELECT value::tag, host::field, host FROM cpu WHERE host = 'a' AND region = 'b' AND dc = 'b'",
+])
+def test_one_key_slices_of_combined_rows_equal_the_general_path(seed, q):
+    """``_key_series`` (a stream of one series: slices of the combined rows) == the general
+    ``_measurement_series`` over the same rows, whatever the projection, residual, time range
+    and GROUP BY; every key of the combined batches is tried."""
+    from chronosdb.pubsub.streaming import _Combined, _key_series, _measurement_series
+    rng = random.Random(seed)
+    plan = _plan(q, fields=("value", "free"))
+    shareds = []
+    for j in range(rng.randint(1, 4)):
+        pts = []
+        for _ in range(rng.randint(1, 80)):
+            tags = {k: rng.choice(["a", "b", "c"]) for k in ("host", "region", "dc") if rng.random() < 0.9}
+            pts.append((make_key(rng.choice(["cpu", "mem"]), tags), rng.choice(["value", "free"]),
+                        FieldType.FLOAT, 1000 * j + rng.randint(0, 2000), rng.random()))
+        shareds.append(_shared(WriteBatch.from_points(pts)))
+    comb = _Combined(tuple(shareds))
+    for g in range(len(comb.key_list)):
+        a, b = int(comb.key_start[g]), int(comb.key_end[g])
+        if a == b or comb.info_list[g][0] != b"cpu":
+            continue
+        want = _measurement_series(plan, comb.rows, np.arange(a, b), comb.key_list, comb.info_list, b"cpu")
+        assert _series_dump(_key_series(plan, comb, a, b, g)) == _series_dump(want), comb.key_list[g]
+
+
+def test_a_reader_far_behind_queues_copies_once_its_held_batches_pass_the_factor():
+    async def main():
+        bus = Bus()
+        # Bound 50 points; a part is 1 point of a 100-point batch: 8 whole batches (800 =
+        # HOLD_FACTOR x 50 points kept alive), then copies.
+        one = bus.subscribe(SubscriptionFilter("db", measurement=b"cpu", tags=tx.TagEquals("host", "h1")),
+                            max_points=50)
+        hundred = WriteBatch.from_points([(f"cpu,host=h{i}", "v", FieldType.FLOAT, i, 1.0) for i in range(100)])
+        for _ in range(20):
+            _publish_from_thread(bus, hundred)
+        deadline = asyncio.get_running_loop().time() + 10
+        while one.delivered < 20 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.001)
+        assert [type(b).__name__ for b in one._queue] == ["MatchedBatch"] * 8 + ["WriteBatch"] * 12
+        assert one.held_points == 8 * 100 + 12
     asyncio.run(main())

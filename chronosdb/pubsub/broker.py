@@ -44,9 +44,13 @@ DEFAULT_MAX_POINTS = 100_000
 # Match plans cached per distinct keys list (see Bus._plan_for); batches with more keys than
 # this are matched afresh (hashing their keys would cost about as much as matching them).
 PLAN_CACHE_ENTRIES = 256
-# A queued MatchedBatch keeps its whole published batch alive. Once a reader has this many
-# batches queued, small parts are copied out instead (see Subscription._offer).
-COMPACT_AFTER_BATCHES = 32
+# A queued MatchedBatch keeps its whole published batch alive. While a reader is stalled (its
+# client stopped taking data), or once the published batches its queue keeps alive hold this
+# many times its bound in points, small parts are copied out instead (see Subscription._offer).
+# Copying costs the delivery thread a gather per part and the reader its share of the
+# formatting done once for all readers, so readers that are merely a few pace ticks behind
+# (a busy server: they lag together, and share the batches they hold) are not copied for.
+HOLD_FACTOR = 16
 PLAN_CACHE_MAX_KEYS = 10_000
 
 
@@ -76,6 +80,8 @@ class Subscription:
         self.queued_points = 0
         self.missed = 0               # points dropped since the reader last heard of drops
         self.delivered = 0            # points handed to the queue, in total
+        self.held_points = 0          # points of the published batches the queue keeps alive
+        self.stalled = False          # set by the reader: its client stopped taking data
         self.closed_reason: str | None = None
         self._queue: collections.deque[WriteBatch] = collections.deque()
         self._waiter: asyncio.Future | None = None   # the reader's, while it waits in get()
@@ -93,14 +99,19 @@ class Subscription:
             self.missed += n
             self._notify()
             return 0, n
-        if (isinstance(batch, MatchedBatch) and len(self._queue) >= COMPACT_AFTER_BATCHES
-                and n * 4 < batch.shared.batch.n_values):
-            # The reader is behind and this part is a small share of its batch: keep a copy of
-            # the part, not the whole published batch (memory stays proportional to the points
-            # queued, as the bound promises).
-            batch = batch.compact()
+        held = n
+        if isinstance(batch, MatchedBatch):
+            held = batch.shared.n_values
+            if n * 4 < held and (self.stalled or
+                                 self.held_points + held > HOLD_FACTOR * self.max_points):
+                # The reader is stalled or far behind and this part is a small share of its
+                # batch: keep a copy of the part, not the whole published batch (memory stays
+                # proportional to the bound).
+                batch = batch.compact()
+                held = n
         self._queue.append(batch)
         self.queued_points += n
+        self.held_points += held
         self.delivered += n
         self._notify()
         return n, 0
@@ -115,6 +126,7 @@ class Subscription:
         if self._queue:
             b = self._queue.popleft()
             self.queued_points -= b.n_values
+            self.held_points -= b.shared.n_values if isinstance(b, MatchedBatch) else b.n_values
             return ("batch", b)
         if self.closed_reason is not None:
             raise SubscriptionClosed(self.closed_reason)
@@ -173,7 +185,7 @@ class Subscription:
         if self.closed_reason is None:
             self.closed_reason = reason
             self._queue.clear()
-            self.queued_points = 0
+            self.queued_points = self.held_points = 0
             self.bus._remove(self)
             self._notify()
 

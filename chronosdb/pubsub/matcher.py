@@ -83,35 +83,14 @@ def equality_term(expr: tx.TagExpr | None) -> tuple[bytes, bytes] | None:
     return None
 
 
-class SharedBatch:
-    """One published batch, with what every subscriber's matching and formatting can share.
-    Built on the writer's thread; ``memo`` values are filled lazily by consumers (on the event
-    loop or a worker thread: two threads computing the same value at once both get a correct
-    one, the last store wins)."""
+class KeyIndex:
+    """Lookups over a list of key infos ((measurement, tags) per key), built lazily: the keys
+    of a measurement, the keys with a tag value. What ``match_keys`` reads."""
 
-    def __init__(self, batch: WriteBatch, infos: list[tuple[bytes, dict]]):
-        self.batch = batch
+    def __init__(self, infos: list[tuple[bytes, dict]]):
         self.infos = infos
-        self._points_per_key: np.ndarray | None = None
         self._by_meas: dict[bytes, list[int]] | None = None
         self._by_tag: dict[tuple, list[int]] | None = None
-        self._memo: dict = {}
-
-    def memo(self, name: str, build):
-        v = self._memo.get(name)
-        if v is None:
-            v = self._memo[name] = build()
-        return v
-
-    @property
-    def points_per_key(self) -> np.ndarray:
-        if self._points_per_key is None:
-            n = len(self.batch.keys)
-            acc = np.zeros(n, dtype=np.int64)
-            for c in self.batch.columns:
-                acc += np.bincount(c.series, minlength=n)
-            self._points_per_key = acc
-        return self._points_per_key
 
     def keys_of(self, measurement: bytes | None) -> list[int]:
         """Indices of the keys of one measurement (all keys for None)."""
@@ -136,10 +115,41 @@ class SharedBatch:
         return self._by_tag.get((measurement, tag, value), [])
 
 
-def match_keys(shared: SharedBatch, measurement: bytes | None, regex,
+class SharedBatch(KeyIndex):
+    """One published batch, with what every subscriber's matching and formatting can share.
+    Built on the writer's thread; ``memo`` values are filled lazily by consumers (on the event
+    loop or a worker thread: two threads computing the same value at once both get a correct
+    one, the last store wins)."""
+
+    def __init__(self, batch: WriteBatch, infos: list[tuple[bytes, dict]]):
+        super().__init__(infos)
+        self.batch = batch
+        self._points_per_key: np.ndarray | None = None
+        self._memo: dict = {}
+        self.n_values = batch.n_values
+
+    def memo(self, name: str, build):
+        v = self._memo.get(name)
+        if v is None:
+            v = self._memo[name] = build()
+        return v
+
+    @property
+    def points_per_key(self) -> np.ndarray:
+        if self._points_per_key is None:
+            n = len(self.batch.keys)
+            acc = np.zeros(n, dtype=np.int64)
+            for c in self.batch.columns:
+                acc += np.bincount(c.series, minlength=n)
+            self._points_per_key = acc
+        return self._points_per_key
+
+
+def match_keys(shared: KeyIndex, measurement: bytes | None, regex,
                tags: tx.TagExpr | None) -> np.ndarray:
-    """Sorted indices of the keys of ``shared`` that a filter selects. Only the keys that can
-    match are tested: those of the measurement, narrowed by an equality term when there is one."""
+    """Sorted indices of the keys of ``shared`` (a ``SharedBatch`` or any ``KeyIndex``) that a
+    filter selects. Only the keys that can match are tested: those of the measurement, narrowed
+    by an equality term when there is one."""
     eq = equality_term(tags)
     cand = shared.keys_with(measurement, *eq) if eq else shared.keys_of(measurement)
     infos = shared.infos

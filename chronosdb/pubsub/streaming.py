@@ -43,7 +43,7 @@ from chronosdb.model.errors import BadRequest
 from chronosdb.model.fieldtype import FieldType
 from chronosdb.model.strings import StringArray
 from chronosdb.model.serieskey import parse_key
-from chronosdb.pubsub.matcher import KeyInfo, MatchedBatch, SubscriptionFilter
+from chronosdb.pubsub.matcher import KeyIndex, KeyInfo, MatchedBatch, SubscriptionFilter, match_keys
 from chronosdb.query import condition as cond_mod
 from chronosdb.query.influxql import ast
 from chronosdb.query.results import Column, Series
@@ -364,7 +364,8 @@ class _Combined:
     """The rows of several published batches as one row set sorted by (series, time), with a
     key list common to them (``gid_of[i]``: batch i's key index -> common key id) and each
     common key's [start, end) of rows. Built once per set of batches (``combined_rows``) and
-    shared by every stream that took that set at one tick."""
+    shared by every stream that took that set at one tick; ``wanted`` gives a filter's keys
+    among them (once per filter, however many batches were combined)."""
 
     def __init__(self, shareds: tuple):
         gid: dict[bytes, int] = {}
@@ -372,16 +373,21 @@ class _Combined:
         self.info_list: list = []
         self.gid_of = []
         S, T, cols, n = [], [], {}, 0
+        by_keys: dict[tuple, np.ndarray] = {}     # writers repeat their key lists: map each once
         for sh in shareds:
             rows = shared_rows(sh)
-            ids = np.empty(len(sh.batch.keys), dtype=np.int64)
-            for i, key in enumerate(sh.batch.keys):
-                g = gid.get(key)
-                if g is None:
-                    g = gid[key] = len(self.key_list)
-                    self.key_list.append(key)
-                    self.info_list.append(sh.infos[i])
-                ids[i] = g
+            kt = tuple(sh.batch.keys)
+            ids = by_keys.get(kt)
+            if ids is None:
+                ids = np.empty(len(kt), dtype=np.int64)
+                for i, key in enumerate(kt):
+                    g = gid.get(key)
+                    if g is None:
+                        g = gid[key] = len(self.key_list)
+                        self.key_list.append(key)
+                        self.info_list.append(sh.infos[i])
+                    ids[i] = g
+                by_keys[kt] = ids
             self.gid_of.append(ids)
             S.append(ids[rows.series])
             T.append(rows.times)
@@ -396,6 +402,24 @@ class _Combined:
         ks = np.arange(len(self.key_list))
         self.key_start = np.searchsorted(self.rows.series, ks, "left")
         self.key_end = np.searchsorted(self.rows.series, ks, "right")
+        self._index = KeyIndex(self.info_list)
+        self._wanted: dict = {}
+        self.tag_keys: dict[bytes, list[str]] = {}
+
+    def wanted(self, flt: SubscriptionFilter) -> np.ndarray:
+        """The common key ids a filter selects (sorted): for parts the bus matched with ``flt``,
+        the union of their keys, found without looking at the parts."""
+        w = self._wanted.get(flt)
+        if w is None:
+            w = self._wanted[flt] = match_keys(self._index, flt.measurement, flt.compiled_regex,
+                                               flt.tags)
+        return w
+
+    def measurement_tag_keys(self, meas: bytes) -> list[str]:
+        tk = self.tag_keys.get(meas)
+        if tk is None:
+            tk = self.tag_keys[meas] = _measurement_tag_keys(self.key_list, self.info_list, meas)
+        return tk
 
 
 _COMBINED: dict = {}
@@ -415,8 +439,17 @@ def combined_rows(shareds: tuple) -> _Combined:
 
 
 def _series_from_combined(plan: StreamPlan, parts: list) -> list[Series]:
+    """The series of live parts the bus matched with ``plan.filter`` (see raw_series_many)."""
     comb = combined_rows(tuple(b.shared for b, _a in parts))
-    want = np.unique(np.concatenate([comb.gid_of[i][b.key_idx] for i, (b, _a) in enumerate(parts)]))
+    want = comb.wanted(plan.filter)
+    if len(want) == 1:
+        # One series (a stream following one tag value, the common dashboard case): its rows
+        # are one slice of the combined rows, already in time order.
+        g = int(want[0])
+        a, b = int(comb.key_start[g]), int(comb.key_end[g])
+        if a == b:
+            return []
+        return _key_series(plan, comb, a, b, g)
     by_meas: dict[bytes, list[int]] = {}
     for g in want.tolist():
         by_meas.setdefault(comb.info_list[g][0], []).append(g)
@@ -429,11 +462,75 @@ def _series_from_combined(plan: StreamPlan, parts: list) -> list[Series]:
     return out
 
 
+def _key_series(plan: StreamPlan, comb: _Combined, a: int, b: int, g: int) -> list[Series]:
+    """``_measurement_series`` for the rows [a, b) of one key of ``comb`` (sorted by time):
+    slices and views instead of gathers and sorts. Tested equal to the general path."""
+    rows = comb.rows
+    times = rows.times[a:b]
+    fields = {}
+    for name, (v, valid, kind) in rows.fields.items():
+        va = valid[a:b]
+        if va.any():
+            fields[name] = (v, va, kind)
+    keep = None
+    if times[0] < plan.cond.min_time or times[-1] > plan.cond.max_time:
+        keep = (times >= plan.cond.min_time) & (times <= plan.cond.max_time)
+    key_tags = _key_tags(comb.key_list[g])
+    if plan.cond.residual is not None:
+        fv = {name: (_take(v, np.arange(a, b)) if isinstance(v, StringArray) else v[a:b], va)
+              for name, (v, va, _k) in fields.items()}
+        r = cond_mod.eval_residual(plan.cond.residual, key_tags, fv, b - a)
+        keep = r if keep is None else keep & r
+    if keep is not None and keep.all():
+        keep = None
+    if keep is not None:
+        idx = np.flatnonzero(keep)
+        if not len(idx):
+            return []
+        times = times[idx]
+
+    def cut(v, va):
+        if isinstance(v, StringArray):
+            v = v.take(np.arange(a, b) if keep is None else idx + a)
+        else:
+            v = v[a:b] if keep is None else v[a:b][idx]
+        if keep is not None:
+            va = va[idx]
+        return v, va
+
+    n = len(times)
+    meas = comb.info_list[g][0]
+    columns: list[Column] = []
+    if plan.wildcard:
+        tag_keys = comb.measurement_tag_keys(meas)
+        names = sorted(set(fields) | (set(tag_keys) - set(plan.group_tags)))
+        spec = [(c, c, None) for c in names]
+    else:
+        tag_keys = None
+        spec = plan.projection
+    for out_name, src, hint in spec:
+        if hint != "tag" and src in fields:
+            v, va, kind = fields[src]
+            v, va = cut(v, va)
+            columns.append(Column(out_name, v, None if va.all() else va, kind))
+        elif hint in (None, "tag") and src in (tag_keys if tag_keys is not None
+                                               else comb.measurement_tag_keys(meas)):
+            present = src in key_tags
+            columns.append(Column(out_name, StringArray.from_list([key_tags.get(src, "")])
+                                  .take(np.zeros(n, dtype=np.int64)),
+                                  None if present else np.zeros(n, dtype=bool), "string"))
+        else:
+            columns.append(Column(out_name, None, None, "float"))
+    tags = {t: key_tags.get(t, "") for t in plan.group_tags} if plan.group_tags else None
+    return [Series(meas.decode("utf-8", "replace"), tags, times, columns)]
+
+
 def raw_series_many(plan: StreamPlan, parts: list, keys: KeyInfo) -> list[Series]:
     """``raw_series`` of several queued batches at once, as one event: ``parts`` is a list of
     (batch, after). Each part contributes the slices of its shared rows (numpy gathers, a
     Python step per part and per matched key only); then one sort by (series, time), one time
-    and residual filter and one series build for all of them, instead of one per batch."""
+    and residual filter and one series build for all of them, instead of one per batch.
+    Parts from the bus must have been matched with ``plan.filter`` (the stream's own filter)."""
     if len(parts) == 1:
         return raw_series(plan, parts[0][0], keys, parts[0][1])
     if all(isinstance(b, MatchedBatch) and a is None for b, a in parts) and \

@@ -79,6 +79,52 @@ def encode_data(series, epoch) -> bytes:
     return b"{" + doc[len(_PREFIX):-len(_SUFFIX)]
 
 
+class _Ticker:
+    """The pace grid of one event loop. A paced session waits here (``wait``) instead of
+    sleeping on its own: at each tick one callback drains the queue of every waiting session,
+    at the same instant, so sessions fed the same batches take the same set (their rows are
+    combined once, ``streaming.combined_rows``, and equal queries share one event). Sessions
+    that slept separately woke one after another, batches kept arriving in between, every
+    session took a different set, and each combined its own."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.waiting: list = []
+        self.handle = None
+
+    def wait(self, sub) -> asyncio.Future:
+        """A future of what ``sub.drain()`` gives at the next tick (or its SubscriptionClosed)."""
+        fut = self.loop.create_future()
+        self.waiting.append((sub, fut))
+        if self.handle is None:
+            self.handle = self.loop.call_later(PACE_SECONDS - time.time() % PACE_SECONDS, self._tick)
+        return fut
+
+    def _tick(self) -> None:
+        self.handle = None
+        waiting, self.waiting = self.waiting, []
+        for sub, fut in waiting:
+            if fut.done():          # the session went away meanwhile
+                continue
+            try:
+                fut.set_result(sub.drain())
+            except SubscriptionClosed as e:
+                fut.set_exception(e)
+
+
+_TICKERS: dict = {}
+
+
+def _ticker(loop) -> _Ticker:
+    t = _TICKERS.get(loop)
+    if t is None:
+        t = _TICKERS[loop] = _Ticker(loop)
+        if len(_TICKERS) > 8:       # loops of finished servers (tests start many)
+            for old in [lp for lp in _TICKERS if lp.is_closed()]:
+                del _TICKERS[old]
+    return t
+
+
 def _remember(key, value) -> None:
     if len(_SHARED) >= _SHARED_LIMIT:
         _SHARED.pop(next(iter(_SHARED)))
@@ -145,6 +191,11 @@ class StreamSession:
     def _revoke(self, reason: str) -> None:
         self.revoked = reason
         self.sub.close(reason)
+
+    def flow(self, paused: bool) -> None:
+        """The client stopped (True) or resumed (False) taking data: while it is stalled its
+        queue keeps copies of its parts, not whole published batches (see pubsub.broker)."""
+        self.sub.stalled = paused
 
     def close(self) -> None:
         self.server.streams.discard(self)
@@ -287,12 +338,11 @@ class StreamSession:
                 items = await self.sub.get_many(max(timeout, 0.0))
                 if items and plan.kind == "raw" and self._busy(items) and PACE_SECONDS > 0:
                     # Coalescing under load: wait for the next tick of the PACE_SECONDS grid
-                    # and take everything queued by then as one event. The grid is the same
-                    # for every stream, so streams take the same batches at a tick: their rows
-                    # are combined once (streaming.combined_rows) and sessions of an equal
-                    # query share one formatted event (_SHARED).
-                    await asyncio.sleep(PACE_SECONDS - time.time() % PACE_SECONDS)
-                    items += self.sub.drain()
+                    # and take everything queued by then as one event. The tick drains every
+                    # paced stream at once (_Ticker), so streams take the same batches: their
+                    # rows are combined once (streaming.combined_rows) and sessions of an
+                    # equal query share one formatted event (_SHARED).
+                    items += await _ticker(asyncio.get_running_loop()).wait(self.sub)
             except SubscriptionClosed as e:
                 yield _error_event(self.revoked or e.reason)
                 return
@@ -420,7 +470,7 @@ async def handle_stream(server, req) -> Response:
     session = open_session(server, req)
     return Response(200, b"", "text/event-stream",
                     headers=[("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")],
-                    stream=_SseBody(session))
+                    stream=_SseBody(session), on_flow=session.flow)
 
 
 async def handle_ws_stream(server, req) -> Response:
@@ -449,7 +499,8 @@ async def handle_ws_stream(server, req) -> Response:
         finally:
             session.close()
 
-    return Response(101, b"", None, headers=headers, websocket=run, on_abort=session.close)
+    return Response(101, b"", None, headers=headers, websocket=run, on_abort=session.close,
+                    on_flow=session.flow)
 
 
 def close_unauthorized_streams(server) -> int:

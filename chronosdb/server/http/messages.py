@@ -55,6 +55,9 @@ class Response:
     # (a ``protocol.WebSocketChannel``); ``on_abort()`` runs if the connection is gone before.
     websocket: object = None
     on_abort: object = None
+    # Streams: ``on_flow(True)`` when the client stops taking data (the connection's send
+    # buffer is full), ``on_flow(False)`` when it drains again. Called on the serving loop.
+    on_flow: object = None
 
     @classmethod
     def json(cls, obj, status: int = 200, pretty: bool = False) -> "Response":

@@ -641,9 +641,13 @@ class StreamConnection(asyncio.Protocol):
 
     def pause_writing(self):
         self.can_write.clear()
+        if self.resp.on_flow is not None:
+            self.resp.on_flow(True)
 
     def resume_writing(self):
         self.can_write.set()
+        if self.resp.on_flow is not None:
+            self.resp.on_flow(False)
 
     def data_received(self, data: bytes):
         if self._ws is not None:
