@@ -273,3 +273,30 @@ def test_window_bounds_rejects_bad_input():
         merge.window_bounds(np.array([1]), 0, 1, -1)
     with pytest.raises(ValueError, match="not sorted"):
         merge.window_bounds(np.array([3, 1]), 0, 1, 1)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_group_points_equals_a_stable_lexsort(seed):
+    """group_points == np.lexsort((times, gid)) (stable: equal times keep input order), with
+    each group's [start, end); ``clean`` is False exactly when a group has one time twice
+    within one batch."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 400))
+    k = int(rng.integers(1, 12))
+    gid = rng.integers(0, k, n)
+    times = np.sort(rng.integers(0, 50, n)) if seed % 2 else rng.integers(0, 50, n)
+    batch = np.sort(rng.integers(0, 4, n)).astype(np.int32)
+    order, start, end, clean = merge.group_points(gid, times, batch, k)
+    want = np.lexsort((times, gid))
+    assert order.tolist() == want.tolist()
+    assert start.tolist() == np.searchsorted(gid[want], np.arange(k), "left").tolist()
+    assert end.tolist() == np.searchsorted(gid[want], np.arange(k), "right").tolist()
+    triples = list(zip(gid.tolist(), times.tolist(), batch.tolist()))
+    assert clean == (len(set(triples)) == len(triples))
+
+
+def test_group_points_rejects_bad_input():
+    with pytest.raises(ValueError, match="outside"):
+        merge.group_points(np.array([0, 3]), np.array([1, 2]), np.array([0, 0]), 3)
+    with pytest.raises(ValueError, match="differ in length"):
+        merge.group_points(np.array([0]), np.array([1, 2]), np.array([0]), 1)

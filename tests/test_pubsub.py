@@ -527,3 +527,96 @@ def test_a_reader_far_behind_queues_copies_once_its_held_batches_pass_the_factor
         assert [type(b).__name__ for b in one._queue] == ["MatchedBatch"] * 8 + ["WriteBatch"] * 12
         assert one.held_points == 8 * 100 + 12
     asyncio.run(main())
+
+
+def _rows_dump(comb):
+    r = comb.rows
+    return (r.series.tolist(), r.times.tolist(), comb.key_start.tolist(), comb.key_end.tolist(),
+            {k: (v.tolist(), va.tolist(), kind) for k, (v, va, kind) in sorted(r.fields.items())})
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_combined_rows_by_counting_sort_equal_the_sorted_merge(seed):
+    """``_Combined._group`` (points grouped by series, no sort) gives exactly the rows of
+    ``_Combined._sort`` (per-batch rows merged, then one lexsort) whenever it applies, and
+    declines (the caller sorts) when a batch has a series' times out of order or twice."""
+    from chronosdb.pubsub.streaming import _Combined
+    rng = random.Random(seed)
+    shareds = []
+    messy = seed % 3 == 0                   # times out of order, or twice for a series
+    ragged = seed % 3 == 1                  # lines carry different fields
+    for j in range(rng.randint(1, 5)):
+        lines = []
+        t = 1000 * j
+        for _ in range(rng.randint(1, 60)):
+            t += rng.choice([0, 1, 5]) if messy else rng.choice([1, 5])
+            ts = t if not messy or rng.random() < 0.8 else t - rng.randint(0, 20)
+            key = make_key(rng.choice(["cpu", "mem"]), {"host": rng.choice("abcd")})
+            every = [("value", FieldType.FLOAT), ("n", FieldType.INTEGER), ("ok", FieldType.BOOLEAN)]
+            # clean: every line of a batch carries the same fields (all three, or only "value")
+            fields = rng.sample(every, rng.randint(1, 3)) if ragged else (every if j % 2 == 0 else every[:1])
+            for name, ft in fields:
+                v = rng.random() if ft is FieldType.FLOAT else (rng.randint(-5, 5) if ft is FieldType.INTEGER
+                                                                 else rng.random() < 0.5)
+                lines.append((key, name, ft, ts, v))
+        shareds.append(_shared(WriteBatch.from_points(lines)))
+    comb = _Combined(tuple(shareds))
+    ref = _Combined.__new__(_Combined)
+    ref.key_list, ref.info_list, ref.gid_of = comb.key_list, comb.info_list, comb.gid_of
+    ref._sort(tuple(shareds))
+    assert _rows_dump(comb) == _rows_dump(ref)
+    fast = _Combined.__new__(_Combined)
+    fast.key_list, fast.info_list, fast.gid_of = comb.key_list, comb.info_list, comb.gid_of
+    if not messy and not ragged:
+        assert fast._group(tuple(shareds)), "clean batches are grouped without a sort"
+        assert _rows_dump(fast) == _rows_dump(ref)
+
+
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("epoch", [None, "ns", "ms"])
+def test_one_series_events_equal_the_general_formatting(seed, epoch):
+    """The bulk writer of one-series streams (``one_series_events``: rows from the combined
+    rows straight to bytes) gives, byte for byte, the event data of the general path
+    (``raw_series_many`` then ``encode_data``), including empty answers and time ranges; and it
+    declines the streams it cannot serve."""
+    from chronosdb.pubsub.streaming import combined_rows, one_series_events, one_series_spec
+    from chronosdb.server.handlers.stream import encode_data
+    rng = random.Random(seed)
+    shareds = []
+    for j in range(rng.randint(1, 4)):
+        pts, t = [], 1000 * j
+        for _ in range(rng.randint(1, 50)):
+            t += rng.choice([1, 3, 7])
+            key = make_key(rng.choice(["cpu", "mem"]), {"host": rng.choice("abc"), "dc": rng.choice("xy")})
+            pts.append((key, "value", FieldType.FLOAT, t, rng.choice([rng.random(), 1e22, -0.0, 3.0])))
+            pts.append((key, "n", FieldType.INTEGER, t, rng.randint(-9, 9)))
+        shareds.append(_shared(WriteBatch.from_points(pts)))
+    queries = [
+        "SELECT value FROM cpu WHERE host = 'a' AND dc = 'x'",
+        "SELECT n, value AS v, missing FROM cpu WHERE host = 'b' AND dc = 'y'",
+        "SELECT value FROM mem WHERE host = 'c' AND dc = 'x' AND time >= 1020 AND time <= 2100",
+        "SELECT value FROM cpu WHERE host = 'a' AND dc = 'y' GROUP BY host",
+        "SELECT value FROM cpu WHERE host = 'a'",                  # two series (mostly): declined
+        "SELECT value, host FROM cpu WHERE host = 'b' AND dc = 'x'",  # a tag column: declined
+        "SELECT value FROM mem WHERE host = 'a' AND dc = 'y' AND time > 9000",   # no row in range
+    ]
+    plans = [_plan(q, fields=("value", "n")) for q in queries]
+    comb = combined_rows(tuple(shareds))
+    requests = [(p, one_series_spec(p), epoch, {}) for p in plans]
+    got = one_series_events(comb, requests)
+    served = 0
+    for p, r in zip(plans, got):
+        parts = [(MatchedBatch(sh, match_keys(sh, p.filter.measurement, None, p.filter.tags)), None)
+                 for sh in shareds]
+        parts = [(b, a) for b, a in parts if len(b.key_idx)]
+        series = raw_series_many(p, parts, KeyInfo()) if parts else []
+        if r is False:
+            continue
+        served += 1
+        if r is None:
+            assert series == [] or all(len(s.times) == 0 for s in series)
+        else:
+            assert r[0] == encode_data(series, epoch)
+            assert r[1] == max(int(s.times.max()) for s in series)
+    assert got[5] is False
+    assert served >= 3

@@ -487,3 +487,48 @@ def test_shutdown_ends_open_streams_and_exits_cleanly(tmp_path):
         assert ws.wait_for(lambda e: e.get("event") == "close")["code"] == 1001
     finally:
         s.kill()
+
+
+def test_busy_streams_following_one_series_each_get_exactly_their_points(srv):
+    """Streams receiving thousands of points a second are paced: at each tick the events of
+    those following one series are written in one pass for all of them (counted as
+    how="tick"); others format their own. Each still gets exactly its points, in order."""
+    def tick_events():
+        st, _h, body = srv.request("GET", "/metrics")
+        for line in body.decode().splitlines():
+            if line.startswith('chronosdb_stream_events_total{how="tick"}'):
+                return float(line.split()[-1])
+        return 0.0
+
+    hosts = [f"h{i}" for i in range(4)]
+    one = [SseClient(srv.port, {"db": "db", "q": f"SELECT v, n FROM m11 WHERE host = '{h}'", "epoch": "ns"},
+                     key=srv.admin_key) for h in hosts]
+    rfc = SseClient(srv.port, {"db": "db", "q": "SELECT v FROM m11 WHERE host = 'h1'"}, key=srv.admin_key)
+    every = SseClient(srv.port, {"db": "db", "q": "SELECT v FROM m11", "epoch": "ns"}, key=srv.admin_key)
+    before = tick_events()
+    try:
+        n_req, per_req = 30, 400
+        for r in range(n_req):
+            body = "\n".join(f"m11,host=h{i % 4} v={r * per_req + i}.5,n={i}i {10**6 + r * per_req + i}"
+                             for i in range(per_req))
+            assert srv.write(body.encode())[0] == 204
+        total = n_req * per_req
+        for k, c in enumerate(one):
+            got = []
+            while len(got) < total // 4:
+                got += rows(data_events(c))
+            want = [[10**6 + j, j + 0.5, j % per_req] for j in range(total) if j % 4 == k]
+            assert got == want
+        got = []
+        while len(got) < total // 4:
+            got += rows(data_events(rfc))
+        assert [r[1] for r in got] == [j + 0.5 for j in range(total) if j % 4 == 1]
+        assert got[0][0] == "1970-01-01T00:00:00.001000001Z"
+        got = []
+        while len(got) < total:
+            got += rows(data_events(every))
+        assert [r[0] for r in got] == [10**6 + j for j in range(total)]
+        assert tick_events() > before
+    finally:
+        for c in one + [rfc, every]:
+            c.close()

@@ -24,6 +24,10 @@ values: the caller gathers the values of any type (float64, int64, bool, StringA
 - ``string_take``: gather of a string column stored as int64 offsets (n+1) plus one bytes blob.
 - ``window_bounds``: split positions of a sorted column into fixed windows
   [start + i*every, start + (i+1)*every), i = 0..nwin-1; window i is positions [b[i], b[i+1]).
+- ``group_points``: the points of several write batches grouped by series (a stable counting
+  sort, O(n + k)) and each series' points in time order (a stable merge sort only of the series
+  not already in order), for streams; it tells when one batch has a series' time twice (the
+  caller then merges those points the slower way).
 
 Preconditions are checked here (bad input raises ValueError naming the argument and position);
 the bare C kernels in merge.pxd trust their caller.
@@ -521,3 +525,102 @@ def window_bounds(times, int64_t start, int64_t every, Py_ssize_t nwin):
                 pos = n
             out[i] = pos
     return out_arr
+
+
+cdef void _stable_sort_by_time(int64_t* idx, int64_t* tmp, Py_ssize_t n, const int64_t* t) noexcept nogil:
+    """Bottom-up merge sort of positions ``idx`` by t[position], stable (ties keep their order)."""
+    cdef Py_ssize_t width = 1, lo, mid, hi, i, a, b
+    cdef int64_t* src = idx
+    cdef int64_t* dst = tmp
+    cdef int64_t* sw
+    while width < n:
+        lo = 0
+        while lo < n:
+            mid = lo + width if lo + width < n else n
+            hi = lo + 2 * width if lo + 2 * width < n else n
+            a, b, i = lo, mid, lo
+            while a < mid and b < hi:
+                if t[src[b]] < t[src[a]]:
+                    dst[i] = src[b]
+                    b += 1
+                else:
+                    dst[i] = src[a]
+                    a += 1
+                i += 1
+            while a < mid:
+                dst[i] = src[a]
+                a += 1
+                i += 1
+            while b < hi:
+                dst[i] = src[b]
+                b += 1
+                i += 1
+            lo = hi
+        sw = src
+        src = dst
+        dst = sw
+        width *= 2
+    if src != idx:
+        memcpy(idx, src, n * sizeof(int64_t))
+
+
+def group_points(gid, times, batch, Py_ssize_t k):
+    """(order, start, end, clean): ``order`` lists point positions grouped by ``gid`` (0..k-1)
+    and, within a group, by time (stable: points of equal time keep their input order); group
+    g is order[start[g]:end[g]]. A counting sort by group, O(n + k), then a stable merge sort of
+    each group whose times are not already in order (writers usually send them in order).
+    ``clean`` is False when one group has one time twice for one ``batch`` value (two points of
+    one series and time in one batch, which a caller must merge). Checked here: gid in range;
+    equal lengths."""
+    g_arr = _int64_column(gid, "gid")
+    t_arr = _int64_column(times, "times")
+    b_arr = np.ascontiguousarray(batch, dtype=np.int32)
+    cdef Py_ssize_t n = g_arr.shape[0], i, j
+    if t_arr.shape[0] != n or b_arr.shape[0] != n:
+        raise ValueError(f"group_points: gid, times and batch differ in length "
+                         f"({n}, {t_arr.shape[0]}, {b_arr.shape[0]})")
+    if k < 0:
+        raise ValueError(f"group_points: k must be >= 0, got {k}")
+    cdef const int64_t[::1] g = g_arr
+    cdef const int64_t[::1] t = t_arr
+    cdef const int32_t[::1] b = b_arr
+    order_arr = np.empty(n, dtype=np.int64)
+    tmp_arr = np.empty(n, dtype=np.int64)
+    start_arr = np.zeros(k, dtype=np.int64)
+    end_arr = np.zeros(k, dtype=np.int64)
+    cdef int64_t[::1] order = order_arr
+    cdef int64_t[::1] tmp = tmp_arr
+    cdef int64_t[::1] start = start_arr
+    cdef int64_t[::1] end = end_arr
+    cdef Py_ssize_t bad = -1
+    cdef int64_t x, acc = 0
+    cdef bint clean = True
+    with nogil:
+        for i in range(n):
+            x = g[i]
+            if x < 0 or x >= k:
+                bad = i
+                break
+            end[x] += 1
+        if bad < 0:
+            for j in range(k):
+                start[j] = acc
+                acc += end[j]
+                end[j] = start[j]          # the fill position, then the end
+            for i in range(n):
+                x = g[i]
+                order[end[x]] = i
+                end[x] += 1
+            for j in range(k):
+                for i in range(start[j] + 1, end[j]):
+                    if t[order[i]] < t[order[i - 1]]:
+                        _stable_sort_by_time(&order[start[j]], &tmp[0], end[j] - start[j], &t[0])
+                        break
+                if clean:
+                    for i in range(start[j] + 1, end[j]):
+                        if t[order[i]] == t[order[i - 1]] and b[order[i]] == b[order[i - 1]]:
+                            clean = False
+                            break
+    if bad >= 0:
+        raise ValueError(f"group_points: gid {g[bad]} at position {bad} is outside 0..{k - 1}")
+    return order_arr, start_arr, end_arr, clean

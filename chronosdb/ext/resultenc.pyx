@@ -961,6 +961,72 @@ def encode_results(results, epoch=None, pretty=False):
     return buf.take()
 
 
+class _RowSet:
+    """What ``_view`` reads: the rows ``encode_row_ranges`` cuts its events from."""
+    __slots__ = ("name", "times", "columns", "utc_offsets")
+
+    def __init__(self, times, columns):
+        self.name, self.times, self.columns, self.utc_offsets = None, times, columns, None
+
+
+def series_head(name, tags, column_names):
+    """The start of one compact series object up to its first row, as ``encode_results`` writes
+    it: ``{"name":..,"tags":{..},"columns":[..],"values":[``."""
+    cdef _Buffer buf = _Buffer()
+    cdef _JsonWriter w = _JsonWriter(buf, False)
+    w.open(b"{")
+    if name:
+        w.key("name")
+        buf.json_str(name)
+    if tags:
+        w.key("tags")
+        w.open(b"{")
+        for k in sorted(tags, key=_sort_key):
+            w.key(k)
+            buf.json_str(tags[k])
+        w.close(b"}")
+    w.key("columns")
+    w.open(b"[")
+    for c in column_names:
+        w.element()
+        buf.json_str(c)
+    w.close(b"]")
+    w.key("values")
+    buf.write(b"[")
+    return buf.take()
+
+
+def encode_row_ranges(times, columns, lo, hi, heads, tail, epoch=None):
+    """Several documents cut from one set of rows: document i is ``heads[i]``, then the rows
+    [lo[i], hi[i]) of ``times`` and ``columns`` (``results.Column``-like: name, values, valid,
+    kind; over all rows) written as compact JSON rows exactly as ``encode_results`` writes
+    them, then ``tail``; None where lo[i] >= hi[i]. The columns are validated once for all
+    documents and every document's rows are written with the GIL released: the events of many
+    streams following one series each, from one tick's rows (chronosdb.pubsub.streaming)."""
+    cdef _SeriesView v = _view(_RowSet(times, columns))
+    cdef _Buffer buf
+    mode, divisor = _time_mode(epoch)
+    lo_a = np.ascontiguousarray(lo, dtype=np.int64)
+    hi_a = np.ascontiguousarray(hi, dtype=np.int64)
+    cdef const int64_t[::1] l = lo_a
+    cdef const int64_t[::1] h = hi_a
+    cdef Py_ssize_t i, m = len(heads)
+    if l.shape[0] != m or h.shape[0] != m:
+        raise ValueError(f"encode_row_ranges: {m} heads but {l.shape[0]} lo and {h.shape[0]} hi")
+    out = [None] * m
+    for i in range(m):
+        if l[i] >= h[i]:
+            continue
+        if l[i] < 0 or h[i] > v.nrows:
+            raise ValueError(f"encode_row_ranges: range {i} [{l[i]}, {h[i]}) outside the {v.nrows} rows")
+        buf = _Buffer()
+        buf.write(heads[i])
+        _run_rows(buf, v, mode, divisor, l[i], h[i], False, b"[", b",[", b"", b",", b"]")
+        buf.write(tail)
+        out[i] = buf.take()
+    return out
+
+
 def encode_error(message, pretty=False):
     """A request-level failure, {"error":"..."}\\n (e.g. a query that does not parse)."""
     cdef _Buffer buf = _Buffer()

@@ -5,12 +5,13 @@ right after the WAL made the write durable. It must be cheap and must never wait
 subscriber: it finds, per distinct filter, the matching *keys* of the batch (``match_keys``; the
 result is cached per distinct keys list until the subscriptions change, so a writer sending the
 same series again pays nothing per subscriber), wraps the batch once in a ``SharedBatch`` and
-gives each filter a ``MatchedBatch`` (shared batch + key indices: no points are copied here).
-The parts go to each subscription's event loop (in the server: the stream loop, a thread of its
-own; see ``server.http.protocol.StreamLoop``) with at most **one** pending
-``loop.call_soon_threadsafe`` per loop: while one hand-off waits for the loop, later batches
-join it, so a busy loop takes several published batches per wake-up. Queues are touched only on
-their loop's thread.
+hands it, with the match, to each event loop that has subscribers wanting it (in the server:
+the stream loop, a thread of its own; see ``server.http.protocol.StreamLoop``): one list append
+per loop, whatever the number of subscribers. At most **one** ``loop.call_soon_threadsafe`` is
+pending per loop: while one hand-off waits for the loop, later batches join it, so a busy loop
+takes several published batches per wake-up. On the loop, each filter's part becomes a
+``MatchedBatch`` (shared batch + key indices: no points are copied) offered to its
+subscribers. Queues are touched only on their loop's thread.
 
 Index. Subscriptions are kept by (database, measurement); regex and every-measurement
 subscriptions sit in a separate short list per database. A write to ``cpu`` therefore looks only
@@ -280,22 +281,19 @@ class Bus:
         if not plan:
             return
         self.published_batches += 1
-        shared = SharedBatch(batch, plan[0][3])
-        # One MatchedBatch per distinct filter: subscribers with an equal filter get the same
-        # object (the stream formatter reuses its encoded rows across them).
-        by_loop: dict[asyncio.AbstractEventLoop, list] = {}
-        for _flt, key_idx, subs, _infos in plan:
-            part = MatchedBatch(shared, key_idx)
-            for sub in subs:
-                by_loop.setdefault(sub.loop, []).append((sub, part))
-        for loop, items in by_loop.items():
-            self._hand_off(loop, items)
+        entries, loops = plan
+        # The writer's thread only wraps the batch and hands it to each loop with subscribers
+        # that want it; the parts per subscriber are made on those loops (_flush), off the
+        # write's own path.
+        item = (SharedBatch(batch, entries[0][3]), entries)
+        for loop in loops:
+            self._hand_off(loop, item)
 
-    def _plan_for(self, db: str, rp: str, batch: WriteBatch) -> list:
-        """[(filter, matched key indices, subscribers, key infos)] for a batch, from a small
-        cache keyed by the batch's keys: writers that send the same series again and again (the
-        common case) pay for matching once, not once per batch. Any subscribe or unsubscribe
-        empties the cache."""
+    def _plan_for(self, db: str, rp: str, batch: WriteBatch):
+        """([(filter, matched key indices, subscribers, key infos)], loops of those subscribers)
+        for a batch, or None when nobody wants it; from a small cache keyed by the batch's keys:
+        writers that send the same series again and again (the common case) pay for matching
+        once, not once per batch. Any subscribe or unsubscribe empties the cache."""
         keys = batch.keys
         ck = (db, rp, tuple(keys)) if len(keys) <= PLAN_CACHE_MAX_KEYS else None
         cache = self._plans
@@ -313,26 +311,30 @@ class Bus:
             if f.rp is not None and f.rp != rp:
                 continue
             groups.setdefault(f, []).append(sub)
-        plan = []
+        entries = []
+        loops: dict = {}
         for f, members in groups.items():
             key_idx = match_keys(shared, f.measurement, _regex(f.measurement_regex), f.tags)
             if len(key_idx):
-                plan.append((f, key_idx, tuple(members), infos))
+                entries.append((f, key_idx, tuple(members), infos))
+                for sub in members:
+                    loops[sub.loop] = True
+        plan = (entries, tuple(loops)) if entries else None
         if ck is not None:
             if len(cache) >= PLAN_CACHE_ENTRIES:
                 cache.clear()
             cache[ck] = (version, plan)
         return plan
 
-    def _hand_off(self, loop, items) -> None:
-        """Queue items for ``loop``; wake it only if no hand-off is pending there already, so a
-        busy loop takes several published batches in one callback."""
+    def _hand_off(self, loop, item) -> None:
+        """Queue a published (shared batch, plan entries) for ``loop``; wake it only if no
+        hand-off is pending there already, so a busy loop takes several batches per callback."""
         with self._pending_lock:
             pending = self._pending.get(loop)
             if pending is not None:
-                pending.extend(items)
+                pending.append(item)
                 return
-            self._pending[loop] = list(items)
+            self._pending[loop] = [item]
         try:
             loop.call_soon_threadsafe(self._flush, loop)
         except RuntimeError:  # that loop is closed: its subscribers are gone with it
@@ -342,14 +344,24 @@ class Bus:
     def _flush(self, loop) -> None:
         with self._pending_lock:
             items = self._pending.pop(loop, [])
-        self._deliver(items)
+        self._deliver(loop, items)
 
-    def _deliver(self, items) -> None:
+    def _deliver(self, loop, items) -> None:
+        """On ``loop``: each published batch's parts to that loop's subscribers, in publish
+        order; one ``MatchedBatch`` per distinct filter, shared by its subscribers (the stream
+        formatter reuses its work across them)."""
         delivered = dropped = 0
-        for sub, part in items:
-            d, x = sub._offer(part)
-            delivered += d
-            dropped += x
+        for shared, entries in items:
+            for _flt, key_idx, subs, _infos in entries:
+                part = None
+                for sub in subs:
+                    if sub.loop is not loop:
+                        continue
+                    if part is None:
+                        part = MatchedBatch(shared, key_idx)
+                    d, x = sub._offer(part)
+                    delivered += d
+                    dropped += x
         self._metric("pubsub_points_delivered_total", delivered)
         self._metric("pubsub_points_dropped_total", dropped)
 

@@ -38,6 +38,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from chronosdb.ext.merge import group_points
 from chronosdb.model.batch import WriteBatch
 from chronosdb.model.errors import BadRequest
 from chronosdb.model.fieldtype import FieldType
@@ -372,10 +373,8 @@ class _Combined:
         self.key_list: list[bytes] = []
         self.info_list: list = []
         self.gid_of = []
-        S, T, cols, n = [], [], {}, 0
         by_keys: dict[tuple, np.ndarray] = {}     # writers repeat their key lists: map each once
         for sh in shareds:
-            rows = shared_rows(sh)
             kt = tuple(sh.batch.keys)
             ids = by_keys.get(kt)
             if ids is None:
@@ -389,7 +388,66 @@ class _Combined:
                     ids[i] = g
                 by_keys[kt] = ids
             self.gid_of.append(ids)
-            S.append(ids[rows.series])
+        if not self._group(shareds):
+            self._sort(shareds)
+        self._index = KeyIndex(self.info_list)
+        self._wanted: dict = {}
+        self.tag_keys: dict[bytes, list[str]] = {}
+
+    def _group(self, shareds) -> bool:
+        """The rows straight from the batches' points, grouped by series and time in C
+        (``merge.group_points``: a counting sort, then a merge sort of the series out of time
+        order), when that gives the rows ``_sort`` would: in every batch each column has the
+        points of the first (the same series and times: every line carried every field), no
+        string fields, and no series with one time twice in one batch (points to merge; the
+        kernel tells). False otherwise: nothing was set."""
+        G, T, B, cols, n = [], [], [], {}, 0
+        for i, sh in enumerate(shareds):
+            columns = sh.batch.columns
+            if not columns:
+                continue
+            c0 = columns[0]
+            seen = set()
+            for c in columns:
+                if c.ftype is FieldType.STRING:
+                    return False
+                if c is not c0 and not (np.array_equal(c.series, c0.series) and np.array_equal(c.times, c0.times)):
+                    return False
+                name = c.name.decode("utf-8", "replace")
+                if name in seen:            # one name, two types in one batch: keep the first
+                    continue
+                seen.add(name)
+                cols.setdefault(name, []).append((n, c.values, _KINDS[c.ftype]))
+            G.append(self.gid_of[i][c0.series])
+            T.append(c0.times)
+            B.append(np.full(len(c0), i, dtype=np.int32))
+            n += len(c0)
+        if not n:
+            return False
+        G, T = np.concatenate(G), np.concatenate(T)
+        order, self.key_start, self.key_end, clean = group_points(G, T, np.concatenate(B), len(self.key_list))
+        if not clean:
+            return False
+        fields = {}
+        for name, pieces in cols.items():
+            kind = pieces[0][2]
+            valid = np.zeros(n, dtype=bool)
+            vals = np.zeros(n, dtype=pieces[0][1].dtype)
+            for off, v, k in pieces:
+                if k == kind:           # another type under one name: keep the first
+                    vals[off:off + len(v)] = v
+                    valid[off:off + len(v)] = True
+            fields[name] = (vals[order], valid[order], kind)
+        self.rows = _MergedRows(G[order], T[order], fields)
+        return True
+
+    def _sort(self, shareds) -> None:
+        """The rows of each batch (``shared_rows``: points of one series and time merged), all
+        sorted by (series, time) in one lexsort."""
+        S, T, cols, n = [], [], {}, 0
+        for i, sh in enumerate(shareds):
+            rows = shared_rows(sh)
+            S.append(self.gid_of[i][rows.series])
             T.append(rows.times)
             for name, (v, valid, kind) in rows.fields.items():
                 cols.setdefault(name, []).append((n, v, valid, kind))
@@ -402,9 +460,6 @@ class _Combined:
         ks = np.arange(len(self.key_list))
         self.key_start = np.searchsorted(self.rows.series, ks, "left")
         self.key_end = np.searchsorted(self.rows.series, ks, "right")
-        self._index = KeyIndex(self.info_list)
-        self._wanted: dict = {}
-        self.tag_keys: dict[bytes, list[str]] = {}
 
     def wanted(self, flt: SubscriptionFilter) -> np.ndarray:
         """The common key ids a filter selects (sorted): for parts the bus matched with ``flt``,
@@ -523,6 +578,69 @@ def _key_series(plan: StreamPlan, comb: _Combined, a: int, b: int, g: int) -> li
             columns.append(Column(out_name, None, None, "float"))
     tags = {t: key_tags.get(t, "") for t in plan.group_tags} if plan.group_tags else None
     return [Series(meas.decode("utf-8", "replace"), tags, times, columns)]
+
+
+def one_series_spec(plan: StreamPlan) -> tuple | None:
+    """What ``one_series_events`` needs of a stream, or None when it cannot serve the stream:
+    a raw SELECT of named fields (no *, no ::tag, no WHERE on fields) from one measurement."""
+    if plan.kind != "raw" or plan.wildcard or plan.cond.residual is not None or \
+            plan.filter.measurement is None or any(h == "tag" for _o, _s, h in plan.projection):
+        return None
+    return tuple(plan.projection)
+
+
+_ONE_SERIES_TAIL = b"]}]}"
+
+
+def one_series_events(comb: _Combined, requests: list) -> list:
+    """The points events of many streams from one tick's combined rows, for the streams that
+    follow one series each (the dashboard case: ``WHERE host = 'h7'``), written by one call of
+    ``resultenc.encode_row_ranges`` (rows in C, without the GIL) instead of one Series and one
+    encoder call per stream. ``requests``: (plan, spec from ``one_series_spec``, epoch, heads: a
+    dict the caller keeps per stream). Per request: (data, last time) — the bytes
+    ``encode_data(raw_series_many(...))`` gives for the same parts, and the cursor time — or
+    None when the stream has no row, or False when it does not follow exactly one series
+    here (the caller formats it the general way). Tested equal to the general path."""
+    from chronosdb.ext.resultenc import encode_row_ranges, series_head
+    rows = comb.rows
+    out: list = [False] * len(requests)
+    by_columns: dict[tuple, list] = {}
+    for i, (plan, spec, epoch, heads) in enumerate(requests):
+        want = comb.wanted(plan.filter)
+        if len(want) != 1:
+            continue
+        g = int(want[0])
+        meas = comb.info_list[g][0]
+        tag_keys = comb.measurement_tag_keys(meas)
+        if any(src in tag_keys for _o, src, _h in spec):
+            continue                      # a tag column: the general path writes those
+        a, b = int(comb.key_start[g]), int(comb.key_end[g])
+        if a < b and (rows.times[a] < plan.cond.min_time or rows.times[b - 1] > plan.cond.max_time):
+            t = rows.times[a:b]
+            a, b = a + int(np.searchsorted(t, plan.cond.min_time, "left")), \
+                a + int(np.searchsorted(t, plan.cond.max_time, "right"))
+        if a >= b:
+            out[i] = None
+            continue
+        key = comb.key_list[g]
+        head = heads.get(key)
+        if head is None:
+            key_tags = _key_tags(key)
+            tags = {t: key_tags.get(t, "") for t in plan.group_tags} if plan.group_tags else None
+            head = heads[key] = b'{"series":[' + series_head(
+                meas.decode("utf-8", "replace"), tags, ["time"] + [o for o, _s, _h in spec])
+        by_columns.setdefault((epoch, tuple(src for _o, src, _h in spec)), []).append((i, a, b, head))
+    for (epoch, srcs), group in by_columns.items():
+        columns = []
+        for src in srcs:
+            f = rows.fields.get(src)
+            columns.append(Column(src, None, None, "float") if f is None else Column(src, f[0], f[1], f[2]))
+        docs = encode_row_ranges(rows.times, columns, [a for _i, a, _b, _h in group],
+                                 [b for _i, _a, b, _h in group], [h for _i, _a, _b, h in group],
+                                 _ONE_SERIES_TAIL, epoch)
+        for (i, _a, b, _h), doc in zip(group, docs):
+            out[i] = (doc, int(rows.times[b - 1]))
+    return out
 
 
 def raw_series_many(plan: StreamPlan, parts: list, keys: KeyInfo) -> list[Series]:

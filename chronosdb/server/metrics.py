@@ -30,6 +30,8 @@ HELP = {
     "pubsub_points_dropped_total": ("counter", "Points dropped because a subscriber's queue was full"),
     "pubsub_subscribers_disconnected_total": ("counter", "Subscribers disconnected as too slow"),
     "streams_opened_total": ("counter", "Streaming queries opened (/stream, /ws/stream)"),
+    "stream_events_total": ("counter", "Points events sent by raw streams, by how they were written "
+                            "(tick: in one pass for the streams of a pace tick; stream: by the stream)"),
     "cq_runs_total": ("counter", "Continuous query runs, by database and name"),
     "cq_run_errors_total": ("counter", "Continuous query runs that failed"),
     "cq_points_written_total": ("counter", "Points written by continuous queries"),

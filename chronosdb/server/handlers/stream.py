@@ -35,9 +35,10 @@ from chronosdb.auth.authorizer import Principal, credentials_from
 from chronosdb.ext import resultenc
 from chronosdb.model.errors import BadRequest, ChronosError
 from chronosdb.pubsub import SubscriptionClosed
-from chronosdb.pubsub.matcher import KeyInfo
-from chronosdb.pubsub.streaming import (DEFAULT_GRACE_NS, WindowTracker, bounded, compile_stream,
-                                        max_time, raw_series_many)
+from chronosdb.pubsub.matcher import KeyInfo, MatchedBatch
+from chronosdb.pubsub.streaming import (DEFAULT_GRACE_NS, WindowTracker, bounded, combined_rows,
+                                        compile_stream, max_time, one_series_events,
+                                        one_series_spec, raw_series_many)
 from chronosdb.query import statements
 from chronosdb.query.influxql import ParseError, parse
 from chronosdb.query.results import EPOCHS, StatementResult
@@ -85,17 +86,22 @@ class _Ticker:
     at the same instant, so sessions fed the same batches take the same set (their rows are
     combined once, ``streaming.combined_rows``, and equal queries share one event). Sessions
     that slept separately woke one after another, batches kept arriving in between, every
-    session took a different set, and each combined its own."""
+    session took a different set, and each combined its own.
+
+    The tick also writes, in one pass, the events of every session that follows one series
+    (``streaming.one_series_events``): such a session gets its event ready-made; the others get
+    what they took and format it themselves."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
         self.waiting: list = []
         self.handle = None
 
-    def wait(self, sub) -> asyncio.Future:
-        """A future of what ``sub.drain()`` gives at the next tick (or its SubscriptionClosed)."""
+    def wait(self, session, taken: list) -> asyncio.Future:
+        """A future of ("event", StreamEvent | None) or ("items", items taken): ``taken`` plus
+        what ``session.sub.drain()`` gives at the next tick (or its SubscriptionClosed)."""
         fut = self.loop.create_future()
-        self.waiting.append((sub, fut))
+        self.waiting.append((session, taken, fut))
         if self.handle is None:
             self.handle = self.loop.call_later(PACE_SECONDS - time.time() % PACE_SECONDS, self._tick)
         return fut
@@ -103,13 +109,55 @@ class _Ticker:
     def _tick(self) -> None:
         self.handle = None
         waiting, self.waiting = self.waiting, []
-        for sub, fut in waiting:
+        entries = []
+        for session, taken, fut in waiting:
             if fut.done():          # the session went away meanwhile
                 continue
             try:
-                fut.set_result(sub.drain())
+                entries.append((session, taken + session.sub.drain(), fut))
             except SubscriptionClosed as e:
                 fut.set_exception(e)
+        try:
+            ready = _one_series_events(entries)
+        except Exception:           # never strand the sessions: they format on their own
+            log.exception("stream tick: bulk formatting failed")
+            ready = {}
+        for session, items, fut in entries:
+            ev = ready.get(id(session), _NOT_READY)
+            fut.set_result(("items", items) if ev is _NOT_READY else ("event", ev))
+
+
+_NOT_READY = object()
+
+
+def _one_series_events(entries) -> dict:
+    """{id(session): StreamEvent or None (no row)} for the sessions of a tick whose event
+    ``streaming.one_series_events`` writes: live parts only (no resume catch-up, no drop
+    notice), a stream it can serve, sessions grouped by the batches they took."""
+    groups: dict[tuple, tuple] = {}
+    for session, items, _fut in entries:
+        if session.one_series is None or session.catch_up_batches > 0 or not items:
+            continue
+        if any(k != "batch" or not isinstance(p, MatchedBatch) for k, p in items):
+            continue
+        shareds = tuple(p.shared for _k, p in items)
+        ids = tuple(map(id, shareds))
+        if len(set(ids)) != len(ids):
+            continue
+        groups.setdefault(ids, (shareds, []))[1].append(session)
+    ready: dict = {}
+    for shareds, sessions in groups.values():
+        comb = combined_rows(shareds)
+        res = one_series_events(comb, [(s.plan, s.one_series, s.epoch, s.heads) for s in sessions])
+        n = 0
+        for s, r in zip(sessions, res):
+            if r is False:
+                continue
+            ready[id(s)] = None if r is None else s._advance(r[1], r[0], counted=True)
+            n += r is not None
+        if n:
+            sessions[0].server.metrics.inc("stream_events_total", n, how="tick")
+    return ready
 
 
 _TICKERS: dict = {}
@@ -165,6 +213,9 @@ class StreamSession:
         self.resume = resume_after is not None
         self._rate_since, self._rate_points, self._rate_busy = time.monotonic(), 0, False
         self.keys = KeyInfo()
+        self.one_series = one_series_spec(plan)   # None: its ticks are always formatted here
+        self.heads: dict = {}                      # one_series_events' series heads, per key
+        self.catch_up_batches = 0                  # queued batches that may repeat a resume
         self.revoked: str | None = None
         self.shutting_down = False        # ended by shutdown (WebSocket close 1001, not 1008)
         self.tracker = WindowTracker(plan.interval, plan.offset, GRACE_NS) if plan.kind == "window" else None
@@ -265,9 +316,11 @@ class StreamSession:
                     _SHARED[key] = (tuple(b for b, _a in taken), res)
         return self._advance(*res)
 
-    def _advance(self, t, data) -> StreamEvent | None:
+    def _advance(self, t, data, counted: bool = False) -> StreamEvent | None:
         if data is None:
             return None
+        if not counted:
+            self.server.metrics.inc("stream_events_total", how="stream")
         self.cursor = t if self.cursor is None else max(self.cursor, t)
         return StreamEvent("points", str(self.cursor), data)
 
@@ -283,7 +336,6 @@ class StreamSession:
 
     async def _events(self):
         plan = self.plan
-        catch_up_batches = 0
         if self.resume or self.history:
             if plan.kind == "raw":
                 stmt = plan.stmt if self.cursor is None else bounded(plan.stmt, after=self.cursor)
@@ -309,7 +361,7 @@ class StreamSession:
                     if series:
                         yield self._event("history", series, None)
             # Batches queued while storage was read may hold points that answer already had.
-            catch_up_batches = len(self.sub._queue)
+            self.catch_up_batches = len(self.sub._queue)
         if self.tracker is not None:
             # The open window (and one still in its grace) may hold points written before we
             # subscribed: make sure they are emitted when they close.
@@ -342,7 +394,16 @@ class StreamSession:
                     # paced stream at once (_Ticker), so streams take the same batches: their
                     # rows are combined once (streaming.combined_rows) and sessions of an
                     # equal query share one formatted event (_SHARED).
-                    items += await _ticker(asyncio.get_running_loop()).wait(self.sub)
+                    kind, got = await _ticker(asyncio.get_running_loop()).wait(self, items)
+                    if kind == "event":
+                        if got is not None:
+                            yield got
+                            last_sent = time.monotonic()
+                        elif time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
+                            yield StreamEvent("heartbeat", None, b"")
+                            last_sent = time.monotonic()
+                        continue
+                    items = got
             except SubscriptionClosed as e:
                 yield _error_event(self.revoked or e.reason)
                 return
@@ -357,8 +418,8 @@ class StreamSession:
                     yield StreamEvent("dropped", None, b'{"missed":%d}' % payload)
                     last_sent = time.monotonic()
                 elif plan.kind == "raw":
-                    taken.append((payload, self.cursor if catch_up_batches > 0 else None))
-                    catch_up_batches -= 1
+                    taken.append((payload, self.cursor if self.catch_up_batches > 0 else None))
+                    self.catch_up_batches = max(0, self.catch_up_batches - 1)
                 else:
                     self.tracker.touch_batch(payload)
                     partial_dirty = self.partial
