@@ -37,6 +37,8 @@ import collections
 import re
 import threading
 
+import numpy as np
+
 from chronosdb.model.batch import WriteBatch
 from chronosdb.pubsub.matcher import KeyInfo, MatchedBatch, SharedBatch, SubscriptionFilter, match_keys
 
@@ -137,6 +139,12 @@ class Subscription:
         """Everything queued now, in order (at most ``limit`` batches): the items
         ``get_nowait`` would return one by one; empty when nothing is queued. Raises
         SubscriptionClosed only when nothing is left to read."""
+        if limit is None and not self.missed and self._queue:
+            # Everything, the common case: one pass, the counters reset at once.
+            out = [("batch", b) for b in self._queue]
+            self._queue.clear()
+            self.queued_points = self.held_points = 0
+            return out
         out = []
         while limit is None or len(out) < limit:
             if not self.missed and not self._queue and out:
@@ -281,11 +289,11 @@ class Bus:
         if not plan:
             return
         self.published_batches += 1
-        entries, loops = plan
+        entries, loops = plan[0], plan[1]
         # The writer's thread only wraps the batch and hands it to each loop with subscribers
         # that want it; the parts per subscriber are made on those loops (_flush), off the
         # write's own path.
-        item = (SharedBatch(batch, entries[0][3]), entries)
+        item = (SharedBatch(batch, entries[0][3]), plan)
         for loop in loops:
             self._hand_off(loop, item)
 
@@ -319,7 +327,13 @@ class Bus:
                 entries.append((f, key_idx, tuple(members), infos))
                 for sub in members:
                     loops[sub.loop] = True
-        plan = (entries, tuple(loops)) if entries else None
+        plan = None
+        if entries:
+            # Every entry's key indices end to end, and where each entry starts: the points per
+            # entry of a batch are then one gather and one reduceat (see _deliver).
+            cat = np.concatenate([e[1] for e in entries])
+            starts = np.cumsum([0] + [len(e[1]) for e in entries[:-1]])
+            plan = (entries, tuple(loops), cat, starts)
         if ck is not None:
             if len(cache) >= PLAN_CACHE_ENTRIES:
                 cache.clear()
@@ -351,14 +365,29 @@ class Bus:
         order; one ``MatchedBatch`` per distinct filter, shared by its subscribers (the stream
         formatter reuses its work across them)."""
         delivered = dropped = 0
-        for shared, entries in items:
-            for _flt, key_idx, subs, _infos in entries:
+        for shared, (entries, _loops, cat, starts) in items:
+            counts = np.add.reduceat(shared.points_per_key[cat], starts).tolist()
+            held = shared.n_values
+            for (_flt, key_idx, subs, _infos), n in zip(entries, counts):
                 part = None
                 for sub in subs:
                     if sub.loop is not loop:
                         continue
                     if part is None:
-                        part = MatchedBatch(shared, key_idx)
+                        part = MatchedBatch(shared, key_idx, n)
+                    q = sub._queue
+                    if (sub.closed_reason is None and not sub.stalled and not sub.missed
+                            and (not q or sub.queued_points + n <= sub.max_points)
+                            and (n * 4 >= held or sub.held_points + held <= HOLD_FACTOR * sub.max_points)):
+                        # Sub._offer's common case, inline (this runs per batch and subscriber).
+                        q.append(part)
+                        sub.queued_points += n
+                        sub.held_points += held
+                        sub.delivered += n
+                        delivered += n
+                        if sub._waiter is not None:
+                            sub._notify()
+                        continue
                     d, x = sub._offer(part)
                     delivered += d
                     dropped += x

@@ -168,13 +168,15 @@ class MatchedBatch(WriteBatch):
     """The part of a published batch one subscriber wants, as key indices into the shared
     batch. A ``WriteBatch`` (same keys list); its columns are cut out on first use only."""
 
-    def __init__(self, shared: SharedBatch, key_idx: np.ndarray):
+    def __init__(self, shared: SharedBatch, key_idx: np.ndarray, n: int | None = None):
         self.shared = shared
         self.key_idx = key_idx
         self.keys = shared.batch.keys
         self._columns = None
-        ppk = shared.points_per_key
-        self._n = int(ppk[key_idx[0]]) if len(key_idx) == 1 else int(ppk[key_idx].sum())
+        if n is None:             # the points of those keys (the bus passes them, computed in bulk)
+            ppk = shared.points_per_key
+            n = int(ppk[key_idx[0]]) if len(key_idx) == 1 else int(ppk[key_idx].sum())
+        self._n = n
 
     @property
     def columns(self):
