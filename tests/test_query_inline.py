@@ -96,3 +96,16 @@ def test_writes_and_into_never_run_inline(server, monkeypatch):
     status, doc = _query(server, "SELECT sum FROM m_sum")
     assert [v[1] for v in doc["results"][0]["series"][0]["values"]] == \
         [sum((7 + i) % 101 for i in range(w, w + 10)) for w in (0, 10, 20, 30)]
+
+
+def test_a_shape_earns_inline_under_half_the_budget_and_keeps_it_under_the_budget():
+    shapes = query_handler._FastShapes()
+    b = query_handler.INLINE_BUDGET
+    shapes.record("s", 0.7 * b)     # close to the budget: it would overrun now and then
+    assert "s" not in shapes
+    shapes.record("s", 0.3 * b)     # earned
+    assert "s" in shapes
+    shapes.record("s", 0.9 * b)     # kept while under the budget
+    assert "s" in shapes
+    shapes.record("s", 1.2 * b)     # lost
+    assert "s" not in shapes
