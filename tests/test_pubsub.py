@@ -620,3 +620,17 @@ def test_one_series_events_equal_the_general_formatting(seed, epoch):
             assert r[1] == max(int(s.times.max()) for s in series)
     assert got[5] is False
     assert served >= 3
+
+
+def test_a_stream_connection_reports_a_full_send_buffer_to_its_response():
+    """The transport's pause/resume reach ``Response.on_flow``: how a stalled client marks its
+    subscription (``StreamSession.flow`` -> ``Subscription.stalled``, then parts are copied)."""
+    from chronosdb.server.http.messages import Response
+    from chronosdb.server.http.protocol import StreamConnection
+    seen = []
+    conn = StreamConnection(None, Response(200, b"", "text/event-stream", on_flow=seen.append), b"", "x")
+    conn.pause_writing()
+    assert seen == [True] and not conn.can_write.is_set()
+    conn.resume_writing()
+    assert seen == [True, False] and conn.can_write.is_set()
+    StreamConnection(None, Response(200), b"", "x").pause_writing()   # no hook: nothing to call

@@ -367,7 +367,6 @@ class Bus:
         delivered = dropped = 0
         for shared, (entries, _loops, cat, starts) in items:
             counts = np.add.reduceat(shared.points_per_key[cat], starts).tolist()
-            held = shared.n_values
             for (_flt, key_idx, subs, _infos), n in zip(entries, counts):
                 part = None
                 for sub in subs:
@@ -375,19 +374,6 @@ class Bus:
                         continue
                     if part is None:
                         part = MatchedBatch(shared, key_idx, n)
-                    q = sub._queue
-                    if (sub.closed_reason is None and not sub.stalled and not sub.missed
-                            and (not q or sub.queued_points + n <= sub.max_points)
-                            and (n * 4 >= held or sub.held_points + held <= HOLD_FACTOR * sub.max_points)):
-                        # Sub._offer's common case, inline (this runs per batch and subscriber).
-                        q.append(part)
-                        sub.queued_points += n
-                        sub.held_points += held
-                        sub.delivered += n
-                        delivered += n
-                        if sub._waiter is not None:
-                            sub._notify()
-                        continue
                     d, x = sub._offer(part)
                     delivered += d
                     dropped += x

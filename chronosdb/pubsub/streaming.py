@@ -417,7 +417,7 @@ class _Combined:
                 if name in seen:            # one name, two types in one batch: keep the first
                     continue
                 seen.add(name)
-                cols.setdefault(name, []).append((n, c.values, _KINDS[c.ftype]))
+                cols.setdefault(name, []).append((n, c.values, np.ones(len(c), dtype=bool), _KINDS[c.ftype]))
             G.append(self.gid_of[i][c0.series])
             T.append(c0.times)
             B.append(np.full(len(c0), i, dtype=np.int32))
@@ -428,17 +428,8 @@ class _Combined:
         order, self.key_start, self.key_end, clean = group_points(G, T, np.concatenate(B), len(self.key_list))
         if not clean:
             return False
-        fields = {}
-        for name, pieces in cols.items():
-            kind = pieces[0][2]
-            valid = np.zeros(n, dtype=bool)
-            vals = np.zeros(n, dtype=pieces[0][1].dtype)
-            for off, v, k in pieces:
-                if k == kind:           # another type under one name: keep the first
-                    vals[off:off + len(v)] = v
-                    valid[off:off + len(v)] = True
-            fields[name] = (vals[order], valid[order], kind)
-        self.rows = _MergedRows(G[order], T[order], fields)
+        self.rows = _MergedRows(G[order], T[order], {k: (v[order], va[order], kind) for k, (v, va, kind)
+                                                      in _merge_fields(cols, n).items()})
         return True
 
     def _sort(self, shareds) -> None:
