@@ -217,6 +217,8 @@ cdef extern from *:
         if (isnan(x) || isinf(x)) { memcpy(p, "null", 4); return p + 4; }
         if (signbit(x)) { *p++ = '-'; x = -x; }
         if (x == 0) { *p++ = '0'; return p; }
+        if (x < 9007199254740992.0 && x == (double)(uint64_t)x)
+            return p + renc_utoa((uint64_t)x, p);   /* an integer below 2^53: its digits are shortest */
         int exp;
         char digits[20];
         int n = renc_utoa(renc_shortest(x, &exp), digits);
@@ -238,6 +240,8 @@ cdef extern from *:
         if (isinf(x)) { memcpy(p, x > 0 ? "+Inf" : "-Inf", 4); return p + 4; }
         if (signbit(x)) { *p++ = '-'; x = -x; }
         if (x == 0) { *p++ = '0'; return p; }
+        if (x < 9007199254740992.0 && x == (double)(uint64_t)x)
+            return p + renc_utoa((uint64_t)x, p);
         int exp;
         char digits[20];
         int n = renc_utoa(renc_shortest(x, &exp), digits);
