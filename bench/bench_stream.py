@@ -19,7 +19,12 @@ are asyncio SSE clients in a *separate process* from the writers.
    ``--subscribers`` times: a fan-out of 100x the ingest on the same cores). /write round-trip
    p50/p90 is printed for each.
 3. Stall: one subscriber opens a stream and stops reading; writers keep writing for
-   ``--stall-seconds``; the server's RSS before and after (VmRSS) is printed.
+   ``--stall-seconds``; the server's RSS before and after (VmRSS, with its stream process) is
+   printed.
+
+Server CPU and RSS count the server's child processes (the stream process) too; each ingest
+phase with subscribers also prints the points handed to subscriber queues and dropped (a ratio
+bought by dropping points would mean nothing).
 """
 from __future__ import annotations
 
@@ -55,6 +60,34 @@ def rss_kb(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def children(pid: int) -> list[int]:
+    """The server's child processes (the stream process serves the streams)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def tree_cpu_s(pid: int) -> float:
+    return cpu_s(pid) + sum(cpu_s(c) for c in children(pid))
+
+
+def tree_rss_kb(pid: int) -> int:
+    return rss_kb(pid) + sum(rss_kb(c) for c in children(pid))
+
+
+def pubsub_counts(srv) -> tuple[float, float]:
+    """(points delivered to subscriber queues, points dropped) so far, from /metrics."""
+    _st, _h, body = srv.request("GET", "/metrics", key=None)
+    out = {"delivered": 0.0, "dropped": 0.0}
+    for line in body.decode().splitlines():
+        for k in out:
+            if line.startswith(f"chronosdb_pubsub_points_{k}_total"):
+                out[k] = float(line.split()[-1])
+    return out["delivered"], out["dropped"]
 
 
 # -- subscriber process ------------------------------------------------------------------------
@@ -240,23 +273,29 @@ def main() -> None:
         # 2. ingest with and without subscribers
         # CPU per process is printed too: the writers, the server and the subscribers share the
         # same cores, so a ratio below 1 is partly the subscriber process's own CPU.
-        s0 = cpu_s(pid)
+        s0 = tree_cpu_s(pid)
         wl: list = []
         base = ingest(srv.port, args.seconds, latencies=wl)
-        print(f"ingest   none={base:,.0f} values/s  (server CPU {(cpu_s(pid) - s0) / args.seconds:.2f} "
+        print(f"ingest   none={base:,.0f} values/s  (server CPU {(tree_cpu_s(pid) - s0) / args.seconds:.2f} "
               f"cores; /write p50 {pct(wl, 0.5):.1f} ms p90 {pct(wl, 0.9):.1f} ms)", flush=True)
         for per_host, label in ((True, "one host each"), (False, "everything each")):
             p, c = start_subscribers(srv.port, args.subscribers, args.idle, per_host=per_host)
-            s0, c0 = cpu_s(pid), cpu_s(p.pid)
+            s0, c0 = tree_cpu_s(pid), cpu_s(p.pid)
+            d0, x0 = pubsub_counts(srv)
             wl = []
             loaded = ingest(srv.port, args.seconds, latencies=wl)
-            s1, c1 = cpu_s(pid), cpu_s(p.pid)
+            s1, c1 = tree_cpu_s(pid), cpu_s(p.pid)
+            time.sleep(0.5)             # the last batches reach the queues
+            d1, x1 = pubsub_counts(srv)
             stop_subscribers(p, c)
             print(f"ingest   with {args.idle} idle + {args.subscribers} active ({label})="
                   f"{loaded:,.0f} values/s  ratio={loaded / base:.2f}  (server CPU "
                   f"{(s1 - s0) / args.seconds:.2f} cores, subscriber process "
                   f"{(c1 - c0) / args.seconds:.2f} cores; /write p50 {pct(wl, 0.5):.1f} ms "
                   f"p90 {pct(wl, 0.9):.1f} ms)", flush=True)
+            # A ratio bought by dropping points would be no ratio: say how many were dropped.
+            print(f"         points to subscriber queues {d1 - d0:,.0f}, dropped {x1 - x0:,.0f} "
+                  f"({(x1 - x0) / max(1.0, d1 - d0 + x1 - x0):.1%})", flush=True)
 
         # 3. a stalled subscriber
         s = socket.create_connection(("127.0.0.1", srv.port))
@@ -264,9 +303,9 @@ def main() -> None:
         s.sendall(b"GET /stream?db=bench&q=SELECT+v+FROM+load HTTP/1.1\r\nHost: x\r\n\r\n")
         s.recv(256)  # the status line: the stream is open; from now on nobody reads
         ingest(srv.port, 1.0)
-        before = rss_kb(pid)
+        before = tree_rss_kb(pid)
         ingest(srv.port, args.stall_seconds)
-        after = rss_kb(pid)
+        after = tree_rss_kb(pid)
         print(f"stall    {args.stall_seconds:.0f} s of writes with one stalled subscriber: server RSS "
               f"{before / 1024:.0f} MiB -> {after / 1024:.0f} MiB")
         s.close()

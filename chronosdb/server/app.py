@@ -85,7 +85,7 @@ class Server:
         self.bus = Bus(self.metrics)
         self.engine.add_write_listener(self.bus.publish)
         self.streams: set = set()  # open StreamSessions (handlers/stream.py)
-        self.stream_loop: StreamLoop | None = None  # serves open streams on its own thread (start())
+        self.stream_loop = None  # serves open streams: a StreamLoop thread or a StreamProcess (start())
         self.keys = KeyStore(os.path.join(config.data_dir, KEYS_FILE))
         self.admin_key_path = os.path.join(config.data_dir, ADMIN_KEY_FILE)
         self.new_admin_key = self.keys.ensure_admin_key(self.admin_key_path)
@@ -150,7 +150,12 @@ class Server:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         cfg = self.config
-        self.stream_loop = StreamLoop()
+        if cfg.stream_process:
+            from chronosdb.server.streamproc import StreamProcess
+            self.stream_loop = StreamProcess(self, loop)
+            self.engine.add_write_listener(self.stream_loop.publish)
+        else:
+            self.stream_loop = StreamLoop()
         self._http_server = await loop.create_server(lambda: HttpProtocol(self), cfg.http_host,
                                                      cfg.http_port, reuse_address=True, backlog=1024)
         sock = self._http_server.sockets[0].getsockname()

@@ -16,6 +16,8 @@ The TOML file holds the same settings as the flags (flags win)::
     join = "127.0.0.1:8086"           # instead of peers: an existing member's HTTP address
     cluster-secret = "..."            # or $CHRONOSDB_CLUSTER_SECRET; required with node-id
     raft-snapshot-every = 1000
+
+    stream-process = true             # open streams served by a second process (docs/streaming.md)
 """
 from __future__ import annotations
 
@@ -75,6 +77,9 @@ class ServerConfig:
     keepalive_timeout: float = 75.0            # idle keep-alive connections are closed after this
     workers: int = 4                           # threads for parsing and engine work
     query_timeout: float = 0.0                 # seconds a query may run; 0 = no limit
+    # Open streams are served by a second OS process (server/streamproc.py); false keeps them
+    # on a thread of this one. $CHRONOSDB_STREAM_PROCESS=0 sets false too.
+    stream_process: bool = field(default_factory=lambda: os.environ.get("CHRONOSDB_STREAM_PROCESS", "1") != "0")
     udp_batch_lines: int = 5000
     udp_flush_interval: float = 0.1
     udp_max_pending_bytes: int = 32 << 20
@@ -142,7 +147,8 @@ class ServerConfig:
     def _apply(self, doc: dict, source: str) -> None:
         known = {"data-dir", "http", "udp", "auth", "wal-fsync", "max-body-bytes", "workers",
                  "header-timeout", "body-timeout", "keepalive-timeout", "query-timeout",
-                 "node-id", "rpc", "peers", "join", "cluster-secret", "raft-snapshot-every"}
+                 "node-id", "rpc", "peers", "join", "cluster-secret", "raft-snapshot-every",
+                 "stream-process"}
         unknown = set(doc) - known
         if unknown:
             raise ConfigError(f"{source}: unknown setting(s): {', '.join(sorted(unknown))}")
@@ -155,6 +161,10 @@ class ServerConfig:
             self.udp = [parse_udp(str(u)) for u in items]
         if "auth" in doc:
             self.auth = bool(doc["auth"])
+        if "stream-process" in doc:
+            if not isinstance(doc["stream-process"], bool):
+                raise ConfigError(f"{source}: stream-process must be true or false")
+            self.stream_process = doc["stream-process"]
         if "wal-fsync" in doc:
             if doc["wal-fsync"] not in FSYNC_MODES:
                 raise ConfigError(f"{source}: wal-fsync must be one of {', '.join(FSYNC_MODES)}")

@@ -216,6 +216,7 @@ class StreamSession:
         self.one_series = one_series_spec(plan)   # None: its ticks are always formatted here
         self.heads: dict = {}                      # one_series_events' series heads, per key
         self.catch_up_batches = 0                  # queued batches that may repeat a resume
+        self.sid = None                   # the stream process's number for it (streamproc)
         self.revoked: str | None = None
         self.shutting_down = False        # ended by shutdown (WebSocket close 1001, not 1008)
         self.tracker = WindowTracker(plan.interval, plan.offset, GRACE_NS) if plan.kind == "window" else None
@@ -229,10 +230,7 @@ class StreamSession:
 
     # -- control ------------------------------------------------------------------------------
     def still_authorized(self) -> bool:
-        if not self.server.authorizer.enabled:
-            return True
-        info = self.server.keys.verify(self.key) if self.key else None
-        return info is not None and Principal.from_key(info).can("read", self.plan.db)
+        return key_authorizes(self.server, self.key, self.plan.db)
 
     def revoke(self, reason: str) -> None:
         """End the stream with an ``error`` event. Any thread: the work hops to the session's
@@ -251,6 +249,9 @@ class StreamSession:
     def close(self) -> None:
         self.server.streams.discard(self)
         self._on_loop(self.sub.close, "stream closed")
+        closed = getattr(self.server, "session_closed", None)   # the stream process tells the server
+        if closed is not None:
+            closed(self)
 
     def _on_loop(self, fn, *args) -> None:
         if self.stream_loop is None:
@@ -259,14 +260,13 @@ class StreamSession:
             self.stream_loop.call(fn, *args)
 
     # -- queries through the ordinary executor -------------------------------------------------
-    async def _run(self, stmt):
-        ctx = statements.QueryContext(self.server.engine, self.plan.db, self.plan.rp,
-                                      StatementAuth(self.server, self.principal),
-                                      limits=self.server.query_limits)
-        res = (await self.server.run_blocking(statements.execute, [stmt], ctx))[0]
-        if res.error:
-            raise BadRequest(res.error)
-        return res.series
+    async def _run(self, after: int | None = None, start: int | None = None, end: int | None = None):
+        """The stream's statement, bounded (``streaming.bounded``), answered from storage. In
+        the stream process the server runs it (``ChildServer.stream_query``)."""
+        remote = getattr(self.server, "stream_query", None)
+        if remote is not None:
+            return await remote(self, after, start, end)
+        return await run_stream_statement(self.server, self.plan, self.principal, after, start, end)
 
     def _event(self, kind: str, series, ident: int | None) -> StreamEvent:
         return StreamEvent(kind, None if ident is None else str(ident), encode_data(series, self.epoch))
@@ -338,8 +338,7 @@ class StreamSession:
         plan = self.plan
         if self.resume or self.history:
             if plan.kind == "raw":
-                stmt = plan.stmt if self.cursor is None else bounded(plan.stmt, after=self.cursor)
-                series = await self._run(stmt)
+                series = await self._run(after=self.cursor)
                 t = max_time(series)
                 if t is not None:
                     self.cursor = t if self.cursor is None else max(self.cursor, t)
@@ -352,12 +351,12 @@ class StreamSession:
                 if self.resume:
                     start = self.cursor + plan.interval
                     if start < closed_end:
-                        series = await self._run(bounded(plan.stmt, start=start, end=closed_end))
+                        series = await self._run(start=start, end=closed_end)
                         if series:
                             self.cursor = closed_end - plan.interval
                             yield self._event("window", series, self.cursor)
                 else:
-                    series = await self._run(plan.stmt)
+                    series = await self._run()
                     if series:
                         yield self._event("history", series, None)
             # Batches queued while storage was read may hold points that answer already had.
@@ -432,7 +431,7 @@ class StreamSession:
                 for start in self.tracker.due(time.time_ns()):
                     if resumed_through is not None and start <= resumed_through:
                         continue
-                    series = await self._run(bounded(plan.stmt, start=start, end=start + plan.interval))
+                    series = await self._run(start=start, end=start + plan.interval)
                     if series:
                         self.cursor = start if self.cursor is None else max(self.cursor, start)
                         yield self._event("window", series, self.cursor)
@@ -441,7 +440,7 @@ class StreamSession:
                     partial_dirty = False
                     last_partial = time.monotonic()
                     for start in self.tracker.open_windows(time.time_ns()):
-                        series = await self._run(bounded(plan.stmt, start=start, end=start + plan.interval))
+                        series = await self._run(start=start, end=start + plan.interval)
                         if series:
                             yield self._event("partial", series, None)
                             last_sent = time.monotonic()
@@ -486,8 +485,21 @@ def _bool_param(params, name: str) -> bool:
     raise BadRequest(f'invalid {name} "{params[name]}": expected true or false')
 
 
-def open_session(server, req) -> StreamSession:
-    """Check everything a stream needs and subscribe; raises the 4xx errors."""
+class StreamRequest:
+    """A stream request that passed every check (``check_stream``): what a session is made of,
+    here or in the stream process (which compiles ``q`` again with the same field names and
+    clock, and gets the rest as they are)."""
+
+    __slots__ = ("q", "plan", "rp", "principal", "key", "epoch", "history", "partial", "resume",
+                 "fields", "now")
+
+    def __init__(self, **kw):
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+
+def check_stream(server, req) -> StreamRequest:
+    """Check everything a stream needs; raises the 4xx errors."""
     if req.method != "GET":
         raise HttpError(405, "streams require GET")
     params = req.params
@@ -518,19 +530,76 @@ def open_session(server, req) -> StreamSession:
             raise BadRequest(f'invalid Last-Event-ID "{last[:64]}": expected the id of an event '
                              f'this server sent') from None
     index = server.engine.index(db)
+    fields: dict[bytes, list[str]] = {}
 
     def field_names(meas: bytes):
-        return [f.decode("utf-8", "replace") for f in index.field_types(meas)]
+        names = fields[meas] = [f.decode("utf-8", "replace") for f in index.field_types(meas)]
+        return names
 
-    plan = compile_stream(stmts, db, rp, field_names, time.time_ns())
-    key = credentials_from(req.headers, params)
-    return StreamSession(server, plan, principal, key, epoch, history, partial, resume)
+    now = time.time_ns()
+    plan = compile_stream(stmts, db, rp, field_names, now)
+    return StreamRequest(q=q, plan=plan, rp=rp, principal=principal,
+                         key=credentials_from(req.headers, params), epoch=epoch, history=history,
+                         partial=partial, resume=resume, fields=fields, now=now)
+
+
+def open_session(server, req) -> StreamSession:
+    """Check everything a stream needs and subscribe; raises the 4xx errors."""
+    r = check_stream(server, req)
+    return StreamSession(server, r.plan, r.principal, r.key, r.epoch, r.history, r.partial, r.resume)
+
+
+def key_authorizes(server, key: str | None, db: str) -> bool:
+    """Does ``key`` (still) give read access to ``db``? (Always, with auth off.)"""
+    if not server.authorizer.enabled:
+        return True
+    info = server.keys.verify(key) if key else None
+    return info is not None and Principal.from_key(info).can("read", db)
+
+
+async def run_stream_statement(server, plan, principal, after=None, start=None, end=None):
+    """A stream's statement, bounded, through the ordinary executor: its series, or
+    BadRequest with the statement's error."""
+    stmt = plan.stmt if after is None and start is None and end is None else \
+        bounded(plan.stmt, after=after, start=start, end=end)
+    ctx = statements.QueryContext(server.engine, plan.db, plan.rp, StatementAuth(server, principal),
+                                  limits=server.query_limits)
+    res = (await server.run_blocking(statements.execute, [stmt], ctx))[0]
+    if res.error:
+        raise BadRequest(res.error)
+    return res.series
+
+
+def _in_stream_process(server) -> bool:
+    from chronosdb.server.streamproc import StreamProcess
+    return isinstance(getattr(server, "stream_loop", None), StreamProcess)
+
+
+class _Handed:
+    """The body (or WebSocket runner) of a stream the stream process will serve: only the
+    checked request, which ``StreamProcess.adopt`` sends there with the connection."""
+
+    stream_loop = True
+
+    def __init__(self, request: StreamRequest):
+        self.request = request
+
+    async def aclose(self):
+        pass
+
+
+_SSE_HEADERS = [("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")]
 
 
 async def handle_stream(server, req) -> Response:
+    if _in_stream_process(server):
+        return Response(200, b"", "text/event-stream", headers=_SSE_HEADERS, stream=_Handed(check_stream(server, req)))
     session = open_session(server, req)
-    return Response(200, b"", "text/event-stream",
-                    headers=[("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")],
+    return _sse_response(session)
+
+
+def _sse_response(session: StreamSession) -> Response:
+    return Response(200, b"", "text/event-stream", headers=list(_SSE_HEADERS),
                     stream=_SseBody(session), on_flow=session.flow)
 
 
@@ -539,8 +608,12 @@ async def handle_ws_stream(server, req) -> Response:
         raise HttpError(400, "this endpoint speaks WebSocket: send an Upgrade: websocket request")
     from chronosdb.server.http.protocol import websocket_handshake_headers
     headers = websocket_handshake_headers(req.headers)   # 400 for a malformed handshake, before any work
-    session = open_session(server, req)
+    if _in_stream_process(server):
+        return Response(101, b"", None, headers=headers, websocket=_Handed(check_stream(server, req)))
+    return _ws_response(open_session(server, req), headers)
 
+
+def _ws_response(session: StreamSession, headers) -> Response:
     async def run(channel) -> None:
         try:
             async for ev in session.events():
@@ -562,6 +635,21 @@ async def handle_ws_stream(server, req) -> Response:
 
     return Response(101, b"", None, headers=headers, websocket=run, on_abort=session.close,
                     on_flow=session.flow)
+
+
+def remote_response(child_server, spec: dict):
+    """In the stream process: the session and the answer for a handed-over stream (``spec``
+    from ``StreamProcess.adopt``)."""
+    fields = spec["fields"]
+    plan = compile_stream(parse(spec["q"]), spec["db"], spec["rp"], lambda m: fields.get(m, []), spec["now"])
+    session = StreamSession(child_server, plan, None, None, spec["epoch"], spec["history"],
+                            spec["partial"], spec["resume"])
+    session.sid = spec["sid"]
+    if spec["ws"]:
+        return session, _ws_response(session, spec["headers"])
+    resp = _sse_response(session)
+    resp.headers = spec["headers"]
+    return session, resp
 
 
 def close_unauthorized_streams(server) -> int:

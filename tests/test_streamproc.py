@@ -1,0 +1,188 @@
+"""The stream process (chronosdb.server.streamproc): its channel, and a real server whose streams
+a second process serves — or, with CHRONOSDB_STREAM_PROCESS=0, a thread of its own."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+
+import numpy as np
+import pytest
+
+from chronosdb.model.batch import WriteBatch
+from chronosdb.server.config import ConfigError, ServerConfig
+from chronosdb.server.streamproc import FrameReader, decode_payload, encode_frame, send_frame
+from serverproc import ServerProcess
+from test_stream import SseClient, WsClient, data_events, rows
+
+
+# -- the channel ---------------------------------------------------------------------------------
+
+def _batch() -> WriteBatch:
+    pts = [(f"m,host=h{i % 3}", "v", 1, 1000 + i, float(i)) for i in range(50)]
+    pts += [("m,host=h0", "s", 4, 5000 + i, f"text {i} é") for i in range(7)]
+    pts += [("m,host=h1", "n", 2, 6000 + i, -i) for i in range(5)]
+    return WriteBatch.from_points(pts)
+
+
+def _equal(a: WriteBatch, b: WriteBatch) -> bool:
+    if a.keys != b.keys or len(a.columns) != len(b.columns):
+        return False
+    for x, y in zip(a.columns, b.columns):
+        same = x.values == y.values if hasattr(x.values, "to_list") else np.array_equal(x.values, y.values)
+        if (x.name, x.ftype) != (y.name, y.ftype) or not np.array_equal(x.series, y.series) \
+                or not np.array_equal(x.times, y.times) or not same:
+            return False
+    return True
+
+
+def test_a_batch_crosses_the_channel_whole_and_in_order():
+    a, b = socket.socketpair()
+    try:
+        batches = [_batch(), WriteBatch([], []), _batch()]
+        for i, wb in enumerate(batches):
+            send_frame(a, encode_frame(b"B", ("db", "rp", wb), parts=i % 2 == 0))
+        send_frame(a, encode_frame(b"R", (7, "why", False)))
+        reader = FrameReader(b)
+        for wb in batches:
+            kind, body = reader.read()
+            assert kind == b"B"
+            db, rp, got = decode_payload(body)
+            assert (db, rp) == ("db", "rp") and _equal(got, wb)
+        kind, body = reader.read()
+        assert kind == b"R" and decode_payload(body) == (7, "why", False)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_an_fd_travels_with_its_frame():
+    a, b = socket.socketpair()
+    r, w = os.pipe()
+    try:
+        send_frame(a, encode_frame(b"B", ("db", "rp", _batch())))
+        send_frame(a, encode_frame(b"A", {"sid": 1}), fd=w)
+        reader = FrameReader(b)
+        assert reader.read()[0] == b"B" and reader.take_fd() == -1   # no fd came with it
+        kind, body = reader.read()
+        assert kind == b"A" and decode_payload(body) == {"sid": 1}
+        fd = reader.take_fd()
+        assert fd >= 0
+        os.write(fd, b"through the passed fd")
+        os.close(fd)
+        assert os.read(r, 100) == b"through the passed fd"
+    finally:
+        for fd in (r, w):
+            os.close(fd)
+        a.close()
+        b.close()
+
+
+def test_closed_channel_is_an_eof():
+    a, b = socket.socketpair()
+    a.sendall(encode_frame(b"B", ("db", "rp", _batch()))[:20])   # a frame cut short
+    a.close()
+    with pytest.raises(EOFError):
+        FrameReader(b).read()
+    b.close()
+
+
+def test_config_stream_process(tmp_path, monkeypatch):
+    monkeypatch.delenv("CHRONOSDB_STREAM_PROCESS", raising=False)
+    assert ServerConfig().stream_process is True
+    monkeypatch.setenv("CHRONOSDB_STREAM_PROCESS", "0")
+    assert ServerConfig().stream_process is False
+    path = tmp_path / "c.toml"
+    path.write_text("stream-process = true\n")
+    assert ServerConfig.from_sources(None, str(path)).stream_process is True
+    path.write_text('stream-process = "yes"\n')
+    with pytest.raises(ConfigError, match="stream-process must be true or false"):
+        ServerConfig.from_sources(None, str(path))
+
+
+# -- a real server ---------------------------------------------------------------------------------
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(x) for x in f.read().split()]
+
+
+def _stream_process(srv, timeout: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in _children(srv.proc.pid):
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"chronosdb.server.streamproc" in f.read():
+                    return pid
+        time.sleep(0.05)
+    raise AssertionError("no stream process")
+
+
+def _server(tmp_path, env: dict) -> ServerProcess:
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        s = ServerProcess(str(tmp_path / "data")).start()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    s.query("CREATE DATABASE db")
+    return s
+
+
+@pytest.mark.parametrize("process", ["1", "0"])
+def test_streams_in_either_mode_get_points_history_and_windows(tmp_path, process):
+    s = _server(tmp_path, {"CHRONOSDB_STREAM_PROCESS": process, "CHRONOSDB_STREAM_GRACE": "0.2"})
+    try:
+        assert s.write(b"pm,host=a v=1 1\npm,host=b v=2 2")[0] == 204
+        c = SseClient(s.port, {"db": "db", "q": "SELECT v FROM pm WHERE host = 'a'", "epoch": "ns",
+                               "history": "true"}, key=s.admin_key)
+        assert c.status == 200
+        # history: the server's storage, asked for by the stream process when there is one
+        assert rows(data_events(c, "history")) == [[1, 1]]
+        assert s.write(b"pm,host=a v=3 3\npm,host=b v=4 4\npm,host=a v=5 5")[0] == 204
+        assert rows(data_events(c)) == [[3, 3], [5, 5]]
+        now = time.time_ns()
+        w = WsClient(s.port, {"db": "db", "q": "SELECT count(v) FROM pm GROUP BY time(1s)", "epoch": "ns"},
+                     key=s.admin_key)
+        assert s.write(b"pm,host=a v=6 %d" % now)[0] == 204
+        ev = w.wait_for(lambda e: e.get("event") == "window")
+        assert ev["data"]["series"][0]["values"][0][1] == 1
+        kids = [p for p in _children(s.proc.pid)]
+        if process == "1":
+            pid = _stream_process(s)
+            assert os.sched_getscheduler(pid) == os.SCHED_IDLE   # writes come first
+        else:
+            assert kids == []
+        c.close()
+        w.close()
+    finally:
+        s.kill()
+
+
+def test_when_the_stream_process_dies_its_streams_end_and_the_next_starts_a_new_one(tmp_path):
+    s = _server(tmp_path, {"CHRONOSDB_STREAM_PROCESS": "1"})
+    try:
+        c = SseClient(s.port, {"db": "db", "q": "SELECT v FROM dm", "epoch": "ns"}, key=s.admin_key)
+        assert c.status == 200
+        assert s.write(b"dm v=1 1")[0] == 204
+        assert rows(data_events(c)) == [[1, 1]]
+        pid = _stream_process(s)
+        os.kill(pid, signal.SIGKILL)   # the server we started started it
+        assert c.closed.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and pid in _children(s.proc.pid):
+            time.sleep(0.05)           # reaped by the server: it was told the child ended
+        c2 = SseClient(s.port, {"db": "db", "q": "SELECT v FROM dm", "epoch": "ns"}, key=s.admin_key)
+        assert c2.status == 200
+        assert s.write(b"dm v=2 2")[0] == 204
+        assert rows(data_events(c2)) == [[2, 2]]
+        assert _stream_process(s) != pid
+        assert s.request("GET", "/ping", key=None)[0] == 204
+        c2.close()
+    finally:
+        s.kill()
