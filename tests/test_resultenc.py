@@ -354,7 +354,10 @@ def test_float_formatting_matches_go_rules_on_random_bit_patterns():
     xs = list(_random_doubles(rng, 60000))
     xs += list(rng.uniform(-1e6, 1e6, 20000)) + list(rng.integers(-2**53, 2**53, 5000).astype(float))
     xs += [1e21, 1e-6, 9.999999999999999e20, 9.99999999999e-7, 5e-324, 2.2250738585072014e-308,
-           1.7976931348623157e308, 0.1, 0.3, 2.0**63, 9007199254740993.0, 123456789012345678.0]
+           1.7976931348623157e308, 0.1, 0.3, 2.0**63, 9007199254740993.0, 123456789012345678.0,
+           # around the integer fast path (integral and below 2^53: digits without Ryu)
+           2.0**53 - 1, 2.0**53, -(2.0**53 - 1), 2.0**53 - 0.5 - 2**52, 1e15 + 0.5, 4999.0, 1.0, 10.0,
+           100.0, 1e16, 4503599627370495.5, 0.9999999999999999, 1.0000000000000002]
     for x in xs:
         x = float(x)
         assert enc.format_json_float(x).decode() == ref.go_json_float(x), repr(x)
