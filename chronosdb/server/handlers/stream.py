@@ -7,10 +7,14 @@ after the 200 is missed), optionally replays history or the points after ``Last-
 storage, and turns the subscription's batches into events. The pure parts (what a batch gives,
 which windows are due) are in ``chronosdb.pubsub.streaming``; this module is the I/O edge.
 
-Threads: the checks and the subscription happen on the request loop; the session then runs on
-the server's *stream loop* (``protocol.StreamLoop``, its own thread), which the HTTP layer hands
-the connection to, and the subscription is made with that loop so the bus delivers there. So
-``revoke`` and ``close``, which other threads call (key changes, shutdown), hop to that loop.
+Threads and processes: the checks happen on the request loop. In ``chronosdb serve`` the
+checked request (``check_stream`` -> ``StreamRequest``) and the connection then go to the stream
+process (``server.streamproc``), which builds the session there, on its own bus and stream loop;
+its storage queries come back here (``run_stream_statement``). With ``stream-process = false``
+the session is made here and runs on the server's *stream loop* (``protocol.StreamLoop``, its own
+thread), which the HTTP layer hands the connection to; the subscription is made with that loop
+so the bus delivers there. Either way ``revoke`` and ``close``, which other threads call (key
+changes, shutdown), hop to the session's loop.
 
 Coalescing: a session takes everything queued for it at each wake-up, and a raw stream receiving
 more than ``CHRONOSDB_STREAM_PACE_ABOVE`` points/s (default 2000) waits for the next tick of a
