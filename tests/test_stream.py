@@ -178,18 +178,23 @@ from serverproc import ServerProcess  # noqa: E402
 STREAM_ENV = {"CHRONOSDB_STREAM_HEARTBEAT": "0.5", "CHRONOSDB_STREAM_GRACE": "0.2"}
 
 
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    old = {k: os.environ.get(k) for k in STREAM_ENV}
-    os.environ.update(STREAM_ENV)
+def start_server(data_dir: str, env: dict = STREAM_ENV) -> ServerProcess:
+    """A server started with ``env`` added to its environment (ours is left as it was)."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
-        s = ServerProcess(str(tmp_path_factory.mktemp("stream") / "data")).start()
+        return ServerProcess(data_dir).start()
     finally:
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    s = start_server(str(tmp_path_factory.mktemp("stream") / "data"))
     s.query("CREATE DATABASE db")
     s.query("CREATE DATABASE other")
     yield s
@@ -462,16 +467,7 @@ def test_many_streams_and_writes_interleave(srv):
 
 
 def test_shutdown_ends_open_streams_and_exits_cleanly(tmp_path):
-    old = {k: os.environ.get(k) for k in STREAM_ENV}
-    os.environ.update(STREAM_ENV)
-    try:
-        s = ServerProcess(str(tmp_path / "data")).start()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    s = start_server(str(tmp_path / "data"))
     try:
         s.query("CREATE DATABASE db")
         sse = SseClient(s.port, {"db": "db", "q": "SELECT v FROM sd"}, key=s.admin_key)

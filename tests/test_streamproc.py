@@ -14,7 +14,7 @@ from chronosdb.model.batch import WriteBatch
 from chronosdb.server.config import ConfigError, ServerConfig
 from chronosdb.server.streamproc import FrameReader, decode_payload, encode_frame, send_frame
 from serverproc import ServerProcess
-from test_stream import SseClient, WsClient, data_events, rows
+from test_stream import SseClient, WsClient, data_events, rows, start_server
 
 
 # -- the channel ---------------------------------------------------------------------------------
@@ -120,16 +120,7 @@ def _stream_process(srv, timeout: float = 10.0) -> int:
 
 
 def _server(tmp_path, env: dict) -> ServerProcess:
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        s = ServerProcess(str(tmp_path / "data")).start()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    s = start_server(str(tmp_path / "data"), env)
     s.query("CREATE DATABASE db")
     return s
 
@@ -152,12 +143,11 @@ def test_streams_in_either_mode_get_points_history_and_windows(tmp_path, process
         assert s.write(b"pm,host=a v=6 %d" % now)[0] == 204
         ev = w.wait_for(lambda e: e.get("event") == "window")
         assert ev["data"]["series"][0]["values"][0][1] == 1
-        kids = [p for p in _children(s.proc.pid)]
         if process == "1":
             pid = _stream_process(s)
             assert os.sched_getscheduler(pid) == os.SCHED_IDLE   # writes come first
         else:
-            assert kids == []
+            assert _children(s.proc.pid) == []
         c.close()
         w.close()
     finally:

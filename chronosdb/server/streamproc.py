@@ -155,9 +155,6 @@ class RemoteStream:
     def revoke(self, reason: str) -> None:
         self.owner._send_control(b"R", (self.sid, reason, self.shutting_down))
 
-    def close(self) -> None:
-        self.owner._forget(self.sid)
-
 
 def _child_env() -> dict:
     """The child's environment: ours, plus malloc settings for a process that allocates and

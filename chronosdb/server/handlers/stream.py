@@ -536,9 +536,9 @@ def check_stream(server, req) -> StreamRequest:
     index = server.engine.index(db)
     fields: dict[bytes, list[str]] = {}
 
-    def field_names(meas: bytes):
-        names = fields[meas] = [f.decode("utf-8", "replace") for f in index.field_types(meas)]
-        return names
+    def field_names(meas: bytes):   # recorded: the stream process compiles with the same names
+        fields[meas] = [f.decode("utf-8", "replace") for f in index.field_types(meas)]
+        return fields[meas]
 
     now = time.time_ns()
     plan = compile_stream(stmts, db, rp, field_names, now)
@@ -651,9 +651,7 @@ def remote_response(child_server, spec: dict):
     session.sid = spec["sid"]
     if spec["ws"]:
         return session, _ws_response(session, spec["headers"])
-    resp = _sse_response(session)
-    resp.headers = spec["headers"]
-    return session, resp
+    return session, _sse_response(session)
 
 
 def close_unauthorized_streams(server) -> int:
