@@ -242,6 +242,19 @@ def test_blocks_split_at_max_block_points(tmp_path, n, sizes):
             r.read_block(1, b"v", len(sizes))
         with pytest.raises(KeyError):
             r.read_block(2, b"v", 0)
+        assert r.median_block_span(1, b"v") == int(np.median(bt.max_time - bt.min_time))
+        assert r.median_block_span(2, b"v") is None and r.median_block_span(1, b"w") is None
+
+
+@pytest.mark.parametrize("n", [1, 2000, 3500, 4000, 5000])
+def test_median_block_span_is_numpys_median_of_irregular_blocks(tmp_path, n):
+    path = seg_path(tmp_path)
+    rng = np.random.default_rng(n)
+    times = T0 + np.cumsum(rng.integers(1, 10 ** 12, n)).astype(np.int64)
+    write(path, [(1, b"v", FieldType.FLOAT, times, rng.random(n))])
+    with SegmentReader(path) as r:
+        bt = r.blocks(1, b"v")
+        assert r.median_block_span(1, b"v") == int(np.median(bt.max_time - bt.min_time))
 
 
 @pytest.mark.parametrize("ftype", [FieldType.FLOAT, FieldType.STRING])

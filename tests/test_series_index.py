@@ -458,3 +458,37 @@ def test_dropped_probed_key_is_gone_and_comes_back_with_a_fresh_probe(d, monkeyp
         ix.drop_series([100, 101])
     with SeriesIndex(d) as ix:
         assert ix.ids_for_keys([b"m,h=a", b"m,h=b", b"m,h=c"], create=False).tolist() == [0, 0, 102]
+
+
+def test_schema_follows_every_change_of_tag_keys_and_fields(d):
+    """``schema`` is kept between calls: it must be rebuilt whenever a tag key or a field type
+    comes or goes (the query layer trusts it instead of tag_keys / field_types)."""
+    def want(ix, m):
+        return (frozenset(k.decode() for k in ix.tag_keys(m)),
+                {f.decode(): min(t) for f, t in ix.field_types(m).items()})
+
+    with SeriesIndex(d) as ix:
+        assert ix.schema(b"cpu") == (frozenset(), {})
+        ids = ix.ids_for_keys([b"cpu,h=a"]).tolist()
+        first = ix.schema(b"cpu")
+        assert first == (frozenset({"h"}), {}) and ix.schema(b"cpu") is first  # kept
+        ix.add_fields(b"cpu", [(b"v", FieldType.INTEGER)])
+        assert ix.schema(b"cpu") == want(ix, b"cpu") == (frozenset({"h"}), {"v": FieldType.INTEGER})
+        ix.add_fields(b"cpu", [(b"v", FieldType.FLOAT)])  # a second type: the lowest wins
+        assert ix.schema(b"cpu")[1] == {"v": FieldType.FLOAT}
+        ids += ix.ids_for_keys([b"cpu,h=b,r=1"]).tolist()  # a new tag key
+        assert ix.schema(b"cpu") == want(ix, b"cpu") and "r" in ix.schema(b"cpu")[0]
+        kept = ix.schema(b"cpu")
+        ix.ids_for_keys([b"cpu,h=c,r=2"])                   # new values only: kept as is
+        assert ix.schema(b"cpu") is kept
+        ix.drop_series([ids[1]])                            # r still has h=c's series
+        assert ix.schema(b"cpu") == want(ix, b"cpu") and "r" in ix.schema(b"cpu")[0]
+        ix.drop_series(ix.ids_for_keys([b"cpu,h=c,r=2"], create=False))  # the last r: gone
+        assert ix.schema(b"cpu") == want(ix, b"cpu") == (frozenset({"h"}), {"v": FieldType.FLOAT})
+        ix.drop_measurement(b"cpu")
+        assert ix.schema(b"cpu") == (frozenset(), {})
+        ix.ids_for_keys([b"cpu,z=1"])
+        ix.compact()
+        assert ix.schema(b"cpu") == want(ix, b"cpu") == (frozenset({"z"}), {})
+    with SeriesIndex(d) as ix:
+        assert ix.schema(b"cpu") == (frozenset({"z"}), {})

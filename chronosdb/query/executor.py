@@ -164,16 +164,18 @@ class SelectExecutor:
         sources = self._sources(plan)
         union_fields: dict[str, FieldType] = {}
         union_tags: set[str] = set()
+        schemas = {}
         for reader, db, rp, m in sources:
-            for f, ts in reader.field_types(db, m).items():
-                union_fields.setdefault(f.decode(), sorted(ts)[0])
-            union_tags |= {k.decode() for k in reader.tag_keys(db, m)}
+            tag_keys, ftypes = schemas[(id(reader), db, m)] = _schema(reader, db, m)
+            for f, t in ftypes.items():
+                union_fields.setdefault(f, t)
+            union_tags |= tag_keys
         group_keys = set(plan.group_tags or [])
         if plan.group_all:
             group_keys = set(union_tags)
         plan = expand_wildcards(plan, union_fields, union_tags - group_keys)
         for reader, db, rp, m in sources:
-            series.extend(self._run_measurement(plan, reader, db, rp, m))
+            series.extend(self._run_measurement(plan, reader, db, rp, m, schemas[(id(reader), db, m)]))
         stmt = plan.stmt
         if stmt.order_desc:
             series.reverse()
@@ -184,9 +186,8 @@ class SelectExecutor:
         return series
 
     # -- per measurement ----------------------------------------------------------------------
-    def _run_measurement(self, plan: SelectPlan, reader, db: str, rp, m: bytes) -> list[Series]:
-        tag_keys = {k.decode() for k in reader.tag_keys(db, m)}
-        ftypes = {f.decode(): sorted(ts)[0] for f, ts in reader.field_types(db, m).items()}
+    def _run_measurement(self, plan: SelectPlan, reader, db: str, rp, m: bytes, schema=None) -> list[Series]:
+        tag_keys, ftypes = schema if schema is not None else _schema(reader, db, m)
 
         def is_tag(name: str) -> bool:
             return name in tag_keys
@@ -336,9 +337,8 @@ class SelectExecutor:
         probe = plan.calls[0].field.encode()
         for v in views:
             for h in v.segments:
-                bt = h.reader.blocks(int(sids[0]), probe)
-                if bt is not None and len(bt):
-                    span = int(np.median(bt["max_time"] - bt["min_time"]))
+                span = h.reader.median_block_span(int(sids[0]), probe)
+                if span is not None:
                     if len(sids) == 1 and (lo is None or hi is None or hi - lo <= span):
                         return False
                     return plan.every < span
@@ -1152,6 +1152,17 @@ class SelectExecutor:
 
 def time_ns() -> int:
     return _time.time_ns()
+
+
+def _schema(reader, db: str, m: bytes) -> tuple:
+    """(tag keys, {field: type}) of a measurement as str; a field with several types (written
+    differently in different shards) gets the lowest. Shared by the storage index between
+    schema changes: never mutated here."""
+    schema = getattr(reader, "schema", None)
+    if schema is not None:
+        return schema(db, m)
+    return (frozenset(k.decode() for k in reader.tag_keys(db, m)),
+            {f.decode(): min(ts) for f, ts in reader.field_types(db, m).items()})
 
 
 @lru_cache(maxsize=262_144)

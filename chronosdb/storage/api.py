@@ -54,6 +54,11 @@ class StorageReader:
     def field_types(self, db: str, measurement: bytes):
         return self._engine.index(db).field_types(measurement)
 
+    def schema(self, db: str, measurement: bytes) -> tuple[frozenset, dict]:
+        """(tag keys, {field: type}) as str, a field with several types given its lowest; kept
+        by the index between schema changes (shared: do not mutate)."""
+        return self._engine.index(db).schema(measurement)
+
     # -- data ------------------------------------------------------------------------------
     @contextmanager
     def views(self, db: str, rp: str | None = None, min_time: int = MIN_TIME,

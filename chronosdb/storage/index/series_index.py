@@ -240,12 +240,13 @@ def _merge_sorted(a, b):
 
 
 class _Measurement:
-    __slots__ = ("all", "columns", "fields")
+    __slots__ = ("all", "columns", "fields", "schema")
 
     def __init__(self, all_ids: BitMap | None = None, columns: dict | None = None, fields: dict | None = None):
         self.all = all_ids if all_ids is not None else BitMap()
         self.columns: dict[bytes, TagColumn] = columns if columns is not None else {}
         self.fields: dict[bytes, set] = fields if fields is not None else {}
+        self.schema = None  # (tag keys, field types) as str, built by SeriesIndex.schema
 
 
 def _as_id_array(ids) -> np.ndarray:
@@ -378,6 +379,7 @@ class SeriesIndex:
             col = cols.get(k)
             if col is None:
                 col = cols[k] = TagColumn()
+                m.schema = None
             col.add(v, local)
 
     def _apply_dropped(self, local: int) -> None:
@@ -393,6 +395,7 @@ class SeriesIndex:
                     col.remove(v, local)
                     if col.count == 0:
                         del m.columns[k]
+                        m.schema = None
             if not m.all:
                 del self._meas[meas]  # the last series: the measurement and its fields go too
         self._sids[local] = 0
@@ -406,6 +409,7 @@ class SeriesIndex:
             m = self._meas[meas] = _Measurement()
         for f, t in fields:
             m.fields.setdefault(f, set()).add(t)
+        m.schema = None
 
     def _apply_drop_measurement(self, meas: bytes) -> list[int]:
         m = self._meas.get(meas)
@@ -783,6 +787,19 @@ class SeriesIndex:
             self._append(self._rec_fields(measurement, new))
             self._apply_fields(measurement, new)
         self._after_append()
+
+    def schema(self, measurement: bytes) -> tuple[frozenset, dict]:
+        """(tag keys, {field: type}) of a measurement as str, each field with the lowest of its
+        types; built once and kept until a tag key or field type comes or goes. Shared: callers
+        must not mutate them."""
+        with self._lock:
+            m = self._meas.get(measurement)
+            if m is None:
+                return frozenset(), {}
+            if m.schema is None:
+                m.schema = (frozenset(k.decode() for k, c in m.columns.items() if c.count),
+                            {f.decode(): min(t) for f, t in m.fields.items()})
+            return m.schema
 
     def field_types(self, measurement: bytes) -> dict[bytes, set[FieldType]]:
         with self._lock:

@@ -251,6 +251,17 @@ class SegmentReader:
             for f, t in zip(self._e_field[lo:hi].tolist(), self._e_ftype[lo:hi].tolist())
         ]
 
+    def median_block_span(self, series_id: int, field: bytes) -> int | None:
+        """The median of max_time - min_time over the blocks of a series+field (the mean of
+        the middle two, truncated, for an even count); None if the file has none."""
+        hit = self._lookup(series_id, field)
+        if hit is None or hit[2] == hit[3]:
+            return None
+        _, _, a, b = hit
+        spans = sorted((self._b_max[a:b] - self._b_min[a:b]).tolist())
+        mid = len(spans) // 2
+        return spans[mid] if len(spans) % 2 else (spans[mid - 1] + spans[mid]) // 2
+
     def blocks(self, series_id: int, field: bytes) -> BlockTable | None:
         hit = self._lookup(series_id, field)
         if hit is None:
