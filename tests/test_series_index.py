@@ -60,6 +60,9 @@ def check_against_brute_force(ix, series, ids, rng, rounds=60):
         for _ in range(rounds):
             e = random_expr(rng)
             assert set(ix.match(meas, e)) == brute_match(series, ids, meas, e), e
+            got_ids, got_keys = ix.match_keys(meas, e)
+            assert got_ids.tolist() == sorted(brute_match(series, ids, meas, e)), e
+            assert got_keys == ix.keys_of(got_ids), e
     # metadata against brute force too
     for meas in (b"m", b"n"):
         mine = {k: v for k, v in series.items() if v[0] == meas}

@@ -105,6 +105,30 @@ def column_name(expr: ast.Expr) -> str:
     return str(expr)
 
 
+def call_key(call: ast.Call) -> CallKey:
+    """The CallKey of an aggregate/selector call (its first argument must be a field)."""
+    name = call.name
+    args = call.args
+    if name == "count" and args and isinstance(args[0], ast.Call) and args[0].name == "distinct":
+        inner = args[0].args
+        if len(inner) != 1 or not isinstance(inner[0], ast.VarRef):
+            raise StatementError("expected field argument in distinct()")
+        return CallKey("count_distinct", inner[0].name, ())
+    if args and isinstance(args[0], (ast.Wildcard, ast.RegexLiteral)):
+        # expanded per measurement into one call per matching field (see expand_wildcards)
+        lits = tuple(_lit(a) for a in args[1:] if not isinstance(a, ast.VarRef))
+        marker = "*" if isinstance(args[0], ast.Wildcard) else "/" + args[0].pattern + "/"
+        return CallKey(name, marker, lits)
+    if not args or not isinstance(args[0], ast.VarRef):
+        raise StatementError(f"expected field argument in {name}()")
+    lits = tuple(_lit(a) for a in args[1:] if not isinstance(a, ast.VarRef))
+    if name in ("top", "bottom") and len(args) == 3:
+        if not isinstance(args[1], ast.VarRef) or not isinstance(args[2], ast.IntegerLiteral):
+            raise StatementError(f"expected {name}(field, tag, N)")
+        return CallKey(name + "_by_tag", args[0].name, (args[1].name, args[2].value))
+    return CallKey(name, args[0].name, lits)
+
+
 class _Walker:
     def __init__(self):
         self.calls: list[CallKey] = []
@@ -114,29 +138,6 @@ class _Walker:
         self.selectors = 0
         self.multi = False
         self.transforms: list[str] = []
-
-    def call_key(self, call: ast.Call) -> CallKey:
-        """The CallKey of an aggregate/selector call (its first argument must be a field)."""
-        name = call.name
-        args = call.args
-        if name == "count" and args and isinstance(args[0], ast.Call) and args[0].name == "distinct":
-            inner = args[0].args
-            if len(inner) != 1 or not isinstance(inner[0], ast.VarRef):
-                raise StatementError("expected field argument in distinct()")
-            return CallKey("count_distinct", inner[0].name, ())
-        if args and isinstance(args[0], (ast.Wildcard, ast.RegexLiteral)):
-            # expanded per measurement into one call per matching field (see expand_wildcards)
-            lits = tuple(_lit(a) for a in args[1:] if not isinstance(a, ast.VarRef))
-            marker = "*" if isinstance(args[0], ast.Wildcard) else "/" + args[0].pattern + "/"
-            return CallKey(name, marker, lits)
-        if not args or not isinstance(args[0], ast.VarRef):
-            raise StatementError(f"expected field argument in {name}()")
-        lits = tuple(_lit(a) for a in args[1:] if not isinstance(a, ast.VarRef))
-        if name in ("top", "bottom") and len(args) == 3:
-            if not isinstance(args[1], ast.VarRef) or not isinstance(args[2], ast.IntegerLiteral):
-                raise StatementError(f"expected {name}(field, tag, N)")
-            return CallKey(name + "_by_tag", args[0].name, (args[1].name, args[2].value))
-        return CallKey(name, args[0].name, lits)
 
     def walk(self, e: ast.Expr, under_agg: bool = False) -> None:
         if isinstance(e, ast.Call):
@@ -149,7 +150,7 @@ class _Walker:
                 raise StatementError(
                     f"invalid number of arguments for {name}, expected {exp}, got {len(e.args)}")
             if name in AGGREGATES or name in SELECTORS:
-                key = self.call_key(e)
+                key = call_key(e)
                 if key not in self.calls:
                     self.calls.append(key)
                 self.n_agg += 1

@@ -193,12 +193,17 @@ class SelectExecutor:
             return name in tag_keys
 
         cond = cond_mod.analyze(plan.stmt.condition, now=self.now, is_tag=is_tag)
-        sids = reader.series_ids(db, m, cond.tags)
+        if hasattr(reader, "matching_series"):
+            sids, keys = reader.matching_series(db, m, cond.tags)
+        else:
+            sids = reader.series_ids(db, m, cond.tags)
+            keys = None
         if not len(sids):
             return []
         if len(sids) > self.limits.max_series:
             raise StatementError(f"max-select-series limit exceeded: ({len(sids)}/{self.limits.max_series})")
-        keys = reader.series_keys(db, sids)
+        if keys is None:
+            keys = reader.series_keys(db, sids)
         series_tags = [None if k is None else _key_tags(k) for k in keys]
         if plan.group_all:
             gkeys = sorted(tag_keys)
@@ -1186,9 +1191,9 @@ def _utc_offsets(zone, times: np.ndarray) -> np.ndarray:
 
 def _call_key(call: ast.Call) -> CallKey:
     """The CallKey of a call node."""
-    from chronosdb.query.compile import _Walker
+    from chronosdb.query.compile import call_key
 
-    return _Walker().call_key(call)
+    return call_key(call)
 
 
 def _concat_aligned(tparts, cparts, fields, ftypes):

@@ -9,14 +9,29 @@ query engine runs unchanged on one node or many.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 
 from chronosdb.storage.engine import MAX_TIME, MIN_TIME, Engine
 from chronosdb.storage.shard_read import BlockStats, ShardView
 
 __all__ = ["StorageReader", "ShardView", "BlockStats"]
+
+
+class _PinnedViews:
+    """The context manager ``StorageReader.views`` returns (a plain class: cheaper than a
+    generator-based one, and every query enters one)."""
+
+    __slots__ = ("views",)
+
+    def __init__(self, views: list):
+        self.views = views
+
+    def __enter__(self) -> list:
+        return self.views
+
+    def __exit__(self, *exc) -> None:
+        for v in self.views:
+            v.close()
 
 
 class StorageReader:
@@ -42,6 +57,10 @@ class StorageReader:
         bm = self._engine.index(db).match(measurement, expr)
         return np.fromiter(bm, dtype=np.uint64, count=len(bm))
 
+    def matching_series(self, db: str, measurement: bytes, expr=None) -> tuple[np.ndarray, list[bytes]]:
+        """``(ids, keys)``: ``series_ids`` and their ``series_keys`` in one index call."""
+        return self._engine.index(db).match_keys(measurement, expr)
+
     def series_keys(self, db: str, ids) -> list[bytes]:
         return self._engine.index(db).keys_of(ids)
 
@@ -60,17 +79,12 @@ class StorageReader:
         return self._engine.index(db).schema(measurement)
 
     # -- data ------------------------------------------------------------------------------
-    @contextmanager
     def views(self, db: str, rp: str | None = None, min_time: int = MIN_TIME,
-              max_time: int = MAX_TIME):
-        """Pinned views of the shards overlapping [min_time, max_time], oldest first. Reads
-        through them see one consistent state while compactions and snapshots run."""
-        views = [s.view() for s in self._engine.shards(db, rp, min_time, max_time)]
-        try:
-            yield views
-        finally:
-            for v in views:
-                v.close()
+              max_time: int = MAX_TIME) -> "_PinnedViews":
+        """``with reader.views(...) as views``: pinned views of the shards overlapping
+        [min_time, max_time], oldest first. Reads through them see one consistent state while
+        compactions and snapshots run; leaving the block releases them."""
+        return _PinnedViews([s.view() for s in self._engine.shards(db, rp, min_time, max_time)])
 
     def scan(self, db: str, sid: int, field: bytes, min_time: int = MIN_TIME,
              max_time: int = MAX_TIME, rp: str | None = None):

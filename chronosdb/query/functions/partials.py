@@ -195,6 +195,8 @@ class Partial:
             if f not in p._fields:
                 raise ValueError(f"partial {d['name']}: unknown state field {f!r}")
             setattr(p, f, _dec(v))
+        if getattr(p, "fresh", False):
+            p.fresh = False  # state came with it
         return p
 
 
@@ -359,6 +361,7 @@ class SelectorPartial(Partial):
         self.val = _empty_values(self.ftype, self.nwin)
         self.time = np.zeros(self.nwin, dtype=np.int64)
         self.has = np.zeros(self.nwin, dtype=bool)
+        self.fresh = True   # nothing pooled yet (then one candidate per window simply lands)
 
     def _order(self, win, vals, times):
         raise NotImplementedError
@@ -368,6 +371,7 @@ class SelectorPartial(Partial):
         win = np.asarray(win, dtype=np.int64)
         if len(win) == 0:
             return
+        self.fresh = False
         have = np.flatnonzero(self.has)
         win = np.concatenate([have, win])
         vals = _concat([_take(self.val, have), vals])
@@ -430,6 +434,12 @@ class MinPartial(SelectorPartial):
         win = np.asarray(win, dtype=np.int64)
         if (isinstance(vals, np.ndarray) and len(win) and (len(win) == 1 or (win[1:] > win[:-1]).all())):
             v = vals
+            if self.fresh:  # the first candidates, one per window: each is its window's best
+                self.fresh = False
+                self.val[win] = v
+                self.time[win] = times
+                self.has[win] = True
+                return
             cur = self.val[win]
             if not (v.dtype == np.float64 and (np.isnan(v).any() or np.isnan(cur).any())):
                 t = np.asarray(times, dtype=np.int64)

@@ -730,6 +730,24 @@ class SeriesIndex:
                 return self._to_ids(m.all)
             return self._to_ids(self._eval(m, expr))
 
+    def match_keys(self, measurement: bytes, expr: TagExpr | None) -> tuple[np.ndarray, list[bytes]]:
+        """``(ids, keys)``: what ``match`` finds, as sorted uint64 ids, and their keys in the
+        same order, in one pass (no id -> local lookup: the postings hold locals)."""
+        with self._lock:
+            m = self._meas.get(measurement)
+            if m is None or not m.all:
+                return np.zeros(0, dtype=np.uint64), []
+            bm = m.all if expr is None else self._eval(m, expr)
+            if not bm:
+                return np.zeros(0, dtype=np.uint64), []
+            locs = np.frombuffer(bm.to_array(), dtype=np.uint32)
+            sids = self._sids[locs]
+            if len(sids) > 1:
+                order = np.argsort(sids, kind="stable")
+                sids, locs = sids[order], locs[order]
+            koff, kb = self._koff, self._kblob
+            return sids, [bytes(kb[koff[l]:koff[l + 1]]) for l in locs.tolist()]
+
     def _eval(self, m: _Measurement, expr) -> BitMap:
         """Local ids matching ``expr``; always a fresh bitmap (callers may mutate it)."""
         if isinstance(expr, TagEquals):
