@@ -33,7 +33,7 @@ from chronosdb.model.fieldtype import FieldType
 from chronosdb.model.serieskey import parse_key
 from chronosdb.model.strings import StringArray
 from chronosdb.query import condition as cond_mod
-from chronosdb.query.compile import MATH, TRANSFORMS, CallKey, SelectPlan, expand_wildcards
+from chronosdb.query.compile import MATH, TRANSFORMS, CallKey, SelectPlan, call_key, expand_wildcards
 from chronosdb.query.functions import make_partial
 from chronosdb.query.functions.partials import Finalized
 from chronosdb.query.functions import math as fmath
@@ -861,7 +861,7 @@ class SelectExecutor:
                 return _math(name, [self._eval_agg(a, env, times, n, plan) for a in e.args])
             key = self._keys.get(id(e))
             if key is None:  # by identity: the plan's nodes live as long as this executor
-                key = self._keys[id(e)] = _call_key(e)
+                key = self._keys[id(e)] = call_key(e)
             return env.get(key) or _null(n)
         if isinstance(e, ast.BinaryExpr):
             return _binary(e.op, self._eval_agg(e.lhs, env, times, n, plan),
@@ -1187,13 +1187,6 @@ def _utc_offsets(zone, times: np.ndarray) -> np.ndarray:
     offs = np.array([int(datetime.fromtimestamp(int(h) * 3600, zone).utcoffset().total_seconds())
                      for h in uniq.tolist()], dtype=np.int32)
     return offs[inverse]
-
-
-def _call_key(call: ast.Call) -> CallKey:
-    """The CallKey of a call node."""
-    from chronosdb.query.compile import call_key
-
-    return call_key(call)
 
 
 def _concat_aligned(tparts, cparts, fields, ftypes):

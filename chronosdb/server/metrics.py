@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import os
 import threading
+from functools import lru_cache
 
 # Bucket bounds in seconds: sub-millisecond resolution for the fast paths, up to 10 s.
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -54,6 +55,7 @@ def _resident_memory_bytes() -> int | None:
         return None
 
 
+@lru_cache(maxsize=1024)
 def _route(path: str) -> str:
     for r in ROUTES:
         if path == r or path.startswith(r + "/"):
@@ -64,8 +66,15 @@ def _route(path: str) -> str:
 def _labels(labels: dict) -> str:
     if not labels:
         return ""
+    return _label_text(tuple(labels.items()))
+
+
+@lru_cache(maxsize=4096)
+def _label_text(items: tuple) -> str:
+    """``{k="v",...}`` of label items, sorted by name, values escaped (cached: every request
+    counts itself under a few label sets)."""
     inner = ",".join(f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-                     for k, v in sorted(labels.items()))
+                     for k, v in sorted(items))
     return "{" + inner + "}"
 
 

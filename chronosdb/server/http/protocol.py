@@ -390,14 +390,27 @@ class HttpProtocol(asyncio.Protocol):
         return not self.closing
 
 
+_date_cache = (0, "")
+
+
+def _http_date() -> str:
+    """The Date header's value, formatted once per second (every answer carries one; the
+    pair is replaced whole, so the stream loop's thread never sees half of it)."""
+    global _date_cache
+    now = int(time.time())
+    if now != _date_cache[0]:
+        _date_cache = (now, formatdate(now, usegmt=True))
+    return _date_cache[1]
+
+
 def _head_lines(resp: Response, keep_alive: bool) -> list[str]:
     if resp.status == 101:   # a WebSocket upgrade: its own headers only
-        return [f"HTTP/1.1 101 {REASONS[101]}", f"Date: {formatdate(usegmt=True)}"] + \
+        return [f"HTTP/1.1 101 {REASONS[101]}", f"Date: {_http_date()}"] + \
             [f"{k}: {v}" for k, v in resp.headers]
     head = [f"HTTP/1.1 {resp.status} {REASONS.get(resp.status, 'Status')}",
             f"X-Influxdb-Version: {VERSION_HEADER}",
             "X-Influxdb-Build: OSS",
-            f"Date: {formatdate(usegmt=True)}"]
+            f"Date: {_http_date()}"]
     if resp.content_type:
         head.append(f"Content-Type: {resp.content_type}")
     for k, v in resp.headers:
