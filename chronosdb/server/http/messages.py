@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
-
 import orjson
 
+from chronosdb.ext.urlquery import parse_query_string
 from chronosdb.model.errors import ChronosError
 
 VERSION_HEADER = "1.6.7-chronosdb"  # clients read the major.minor as the InfluxDB API level
@@ -33,11 +32,11 @@ class Request:
     def params(self) -> dict[str, str]:
         """Query-string parameters, and for a url-encoded POST form, its fields too."""
         if self._params is None:
-            p = dict(parse_qsl(self.query_string, keep_blank_values=True))
+            p = parse_query_string(self.query_string)
             ctype = self.headers.get("content-type", "")
             if self.method == "POST" and ctype.startswith("application/x-www-form-urlencoded"):
                 try:
-                    p.update(parse_qsl(self.body.decode("utf-8"), keep_blank_values=True))
+                    p.update(parse_query_string(self.body.decode("utf-8")))
                 except UnicodeDecodeError as e:
                     raise HttpError(400, "request form is not valid UTF-8") from e
             self._params = p
