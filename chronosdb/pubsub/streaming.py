@@ -296,6 +296,16 @@ def _ranges(start: np.ndarray, end: np.ndarray) -> np.ndarray:
     return np.repeat(start - offs, lens) + np.arange(total)
 
 
+def _rows_of(batch, keys: KeyInfo):
+    """``(rows, infos, key_idx)`` of a published batch: its rows grouped by series key, each
+    key's (measurement, tags) info, and the keys that have rows. A ``MatchedBatch`` from the bus
+    brings them built once for every subscriber (``shared_rows``)."""
+    if isinstance(batch, MatchedBatch):
+        return shared_rows(batch.shared), batch.shared.infos, batch.key_idx
+    rows = _BatchRows(batch)
+    return rows, [keys.get(k) for k in batch.keys], np.flatnonzero(rows.key_end > rows.key_start)
+
+
 def raw_series(plan: StreamPlan, batch: WriteBatch, keys: KeyInfo, after: int | None = None) -> list[Series]:
     """The InfluxDB-shaped series a raw stream sends for one published (already matched) batch:
     rows with time in the WHERE range, > ``after`` if given, passing the residual; grouped by
@@ -303,14 +313,7 @@ def raw_series(plan: StreamPlan, batch: WriteBatch, keys: KeyInfo, after: int | 
 
     A ``MatchedBatch`` from the bus is not cut or sorted here: its rows are slices of the
     published batch's rows, which are built once for every subscriber (``shared_rows``)."""
-    if isinstance(batch, MatchedBatch):
-        rows = shared_rows(batch.shared)
-        infos = batch.shared.infos
-        key_idx = batch.key_idx
-    else:
-        rows = _BatchRows(batch)
-        infos = [keys.get(k) for k in batch.keys]
-        key_idx = np.flatnonzero(rows.key_end > rows.key_start)
+    rows, infos, key_idx = _rows_of(batch, keys)
     by_meas: dict[bytes, list[int]] = {}
     for k in key_idx.tolist():
         by_meas.setdefault(infos[k][0], []).append(k)
@@ -654,14 +657,7 @@ def raw_series_many(plan: StreamPlan, parts: list, keys: KeyInfo) -> list[Series
     cols: dict[str, list] = {}          # name -> [(offset, values, valid, kind)]
     n = 0
     for batch, after in parts:
-        if isinstance(batch, MatchedBatch):
-            rows = shared_rows(batch.shared)
-            infos = batch.shared.infos
-            kidx = batch.key_idx
-        else:
-            rows = _BatchRows(batch)
-            infos = [keys.get(k) for k in batch.keys]
-            kidx = np.flatnonzero(rows.key_end > rows.key_start)
+        rows, infos, kidx = _rows_of(batch, keys)
         if not len(kidx):
             continue
         if len(kidx) == 1 and after is None:

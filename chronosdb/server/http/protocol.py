@@ -356,12 +356,7 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
             self._streaming = True
             try:
-                async for chunk in resp.stream:
-                    if self.closing:
-                        break
-                    if chunk:
-                        self.transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                        await self.can_write.wait()
+                await _write_chunks(self, resp.stream)
             finally:
                 self._streaming = False
                 aclose = getattr(resp.stream, "aclose", None)
@@ -388,6 +383,19 @@ class HttpProtocol(asyncio.Protocol):
     async def _writable(self) -> bool:
         await self.can_write.wait()
         return not self.closing
+
+
+async def _write_chunks(conn, stream) -> None:
+    """Write an answer's stream as HTTP chunks (not the final empty one) until it ends or the
+    connection closes, waiting for the client to drain after each chunk. ``conn`` has
+    ``transport``, ``closing`` and ``can_write`` (the request loop's and the stream loop's
+    connections both do)."""
+    async for chunk in stream:
+        if conn.closing:
+            break
+        if chunk:
+            conn.transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            await conn.can_write.wait()
 
 
 _date_cache = (0, "")
@@ -682,12 +690,7 @@ class StreamConnection(asyncio.Protocol):
                 await resp.websocket(self._ws)
                 return
             try:
-                async for chunk in resp.stream:
-                    if self.closing:
-                        break
-                    if chunk:
-                        self.transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                        await self.can_write.wait()
+                await _write_chunks(self, resp.stream)
             finally:
                 await self._release()
             if not self.closing:
