@@ -12,7 +12,8 @@ import pytest
 
 from chronosdb.model.batch import WriteBatch
 from chronosdb.server.config import ConfigError, ServerConfig
-from chronosdb.server.streamproc import FrameReader, decode_payload, encode_frame, send_frame
+from chronosdb.server.streamproc import (FrameReader, LoopFrameReader, decode_payload, encode_frame,
+                                         send_frame)
 from serverproc import ServerProcess
 from test_stream import SseClient, WsClient, data_events, rows, start_server
 
@@ -86,6 +87,56 @@ def test_closed_channel_is_an_eof():
     with pytest.raises(EOFError):
         FrameReader(b).read()
     b.close()
+
+
+def test_loop_reader_assembles_frames_from_any_cut_of_the_bytes():
+    """The child's loop-side reader: whatever the socket hands over at a time (a byte, half a
+    head, a frame and a half), ``feed`` returns exactly the completed frames, in order, and an
+    fd with the frame it travelled with; nothing blocks when nothing is there."""
+    frames = [encode_frame(b"B", ("db", "rp", _batch())), encode_frame(b"R", (7, "why", False)),
+              encode_frame(b"X", None), encode_frame(b"B", ("db", "rp", WriteBatch([], [])))]
+    stream = b"".join(frames)
+    for cut in (1, 3, 5, 64, 1000, len(stream)):
+        a, b = socket.socketpair()
+        try:
+            reader = LoopFrameReader(b)
+            assert reader.feed() == []              # nothing there: returns, does not block
+            got = []
+            for i in range(0, len(stream), cut):
+                a.sendall(stream[i:i + cut])
+                got += [(k, bytes(body)) for k, body in reader.feed()]
+            assert [k for k, _b in got] == [b"B", b"R", b"X", b"B"]
+            assert _equal(decode_payload(memoryview(got[0][1]))[2], _batch())
+            assert decode_payload(memoryview(got[1][1])) == (7, "why", False)
+            assert decode_payload(memoryview(got[2][1])) is None
+            assert len(decode_payload(memoryview(got[3][1]))[2].keys) == 0
+        finally:
+            a.close()
+            b.close()
+
+
+def test_loop_reader_fds_and_eof():
+    a, b = socket.socketpair()
+    r, w = os.pipe()
+    try:
+        send_frame(a, encode_frame(b"B", ("db", "rp", _batch())))
+        send_frame(a, encode_frame(b"A", {"sid": 1}), fd=w)
+        reader = LoopFrameReader(b)
+        kinds = [k for k, _body in reader.feed()]
+        assert kinds == [b"B", b"A"]
+        fd = reader.take_fd()
+        assert fd >= 0 and reader.take_fd() == -1
+        os.write(fd, b"x")
+        os.close(fd)
+        assert os.read(r, 10) == b"x"
+        a.sendall(encode_frame(b"B", ("db", "rp", _batch()))[:20])   # cut short, then closed
+        a.close()
+        with pytest.raises(EOFError):
+            reader.feed()
+    finally:
+        os.close(r)
+        os.close(w)
+        b.close()
 
 
 def test_config_stream_process(tmp_path, monkeypatch):
