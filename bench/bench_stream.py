@@ -1,6 +1,7 @@
 """Streaming benchmark: delivery latency, ingest with subscribers, a stalled subscriber's memory.
 
-    python bench/bench_stream.py [--subscribers 100] [--idle 1000] [--seconds 5] [--stall-seconds 60]
+    python bench/bench_stream.py [--subscribers 100] [--idle 1000] [--seconds 5] [--rounds 5]
+                                 [--stall-seconds 60]
 
 Against a real ``chronosdb serve`` subprocess (auth off, fsync on, fresh data dir). Subscribers
 are asyncio SSE clients in a *separate process* from the writers.
@@ -13,7 +14,8 @@ are asyncio SSE clients in a *separate process* from the writers.
    soon the 204 came back).
 2. Ingest: values/s of /write (bodies of 5000 lines over 100 hosts, 2 writer connections) with
    no subscribers, then with ``--idle`` idle subscribers (a measurement nobody writes) and
-   ``--subscribers`` active ones, and the ratio — twice: active subscribers that each follow one
+   ``--subscribers`` active ones, alternated ``--rounds`` times, and the median of the rounds'
+   ratios — twice: active subscribers that each follow one
    host (``WHERE host = 'hN'``: together they receive every point once, the dashboard case), and
    active subscribers that each stream everything written (every point delivered
    ``--subscribers`` times: a fan-out of 100x the ingest on the same cores). /write round-trip
@@ -36,6 +38,7 @@ import multiprocessing as mp
 import os
 import shutil
 import socket
+import statistics
 import sys
 import tempfile
 import threading
@@ -238,6 +241,8 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=300, help="latency: points written one by one")
     ap.add_argument("--seconds", type=float, default=5.0, help="ingest: seconds per measurement")
     ap.add_argument("--stall-seconds", type=float, default=60.0)
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="ingest: alternated phases without and with subscribers")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-stream-")
     srv = ServerProcess(os.path.join(tmp, "data"), auth=False).start()
@@ -273,29 +278,43 @@ def main() -> None:
         # 2. ingest with and without subscribers
         # CPU per process is printed too: the writers, the server and the subscribers share the
         # same cores, so a ratio below 1 is partly the subscriber process's own CPU.
-        s0 = tree_cpu_s(pid)
-        wl: list = []
-        base = ingest(srv.port, args.seconds, latencies=wl)
-        print(f"ingest   none={base:,.0f} values/s  (server CPU {(tree_cpu_s(pid) - s0) / args.seconds:.2f} "
-              f"cores; /write p50 {pct(wl, 0.5):.1f} ms p90 {pct(wl, 0.9):.1f} ms)", flush=True)
+        # Phases without and with subscribers alternate (--rounds of each), and the ratio is the
+        # median of the rounds' ratios: ingest alone moves by +-10 % from one phase to the next
+        # here (fsync latency on this disk), so one phase of each gave ratios 0.1 apart run to run.
         for per_host, label in ((True, "one host each"), (False, "everything each")):
-            p, c = start_subscribers(srv.port, args.subscribers, args.idle, per_host=per_host)
-            s0, c0 = tree_cpu_s(pid), cpu_s(p.pid)
-            d0, x0 = pubsub_counts(srv)
-            wl = []
-            loaded = ingest(srv.port, args.seconds, latencies=wl)
-            s1, c1 = tree_cpu_s(pid), cpu_s(p.pid)
-            time.sleep(0.5)             # the last batches reach the queues
-            d1, x1 = pubsub_counts(srv)
-            stop_subscribers(p, c)
+            ratios, bases, loadeds, wl0, wl1 = [], [], [], [], []
+            cpu0 = cpu1 = sub_cpu = delivered = dropped = 0.0
+            for _r in range(args.rounds):
+                s0 = tree_cpu_s(pid)
+                base = ingest(srv.port, args.seconds, latencies=wl0)
+                cpu0 += tree_cpu_s(pid) - s0
+                p, c = start_subscribers(srv.port, args.subscribers, args.idle, per_host=per_host)
+                s0, c0 = tree_cpu_s(pid), cpu_s(p.pid)
+                d0, x0 = pubsub_counts(srv)
+                loaded = ingest(srv.port, args.seconds, latencies=wl1)
+                s1, c1 = tree_cpu_s(pid), cpu_s(p.pid)
+                time.sleep(0.5)             # the last batches reach the queues
+                d1, x1 = pubsub_counts(srv)
+                stop_subscribers(p, c)
+                cpu1 += s1 - s0
+                sub_cpu += c1 - c0
+                delivered += d1 - d0
+                dropped += x1 - x0
+                bases.append(base)
+                loadeds.append(loaded)
+                ratios.append(loaded / base)
+            span = args.seconds * args.rounds
+            print(f"ingest   none={statistics.median(bases):,.0f} values/s  (server CPU {cpu0 / span:.2f} "
+                  f"cores; /write p50 {pct(wl0, 0.5):.1f} ms p90 {pct(wl0, 0.9):.1f} ms)", flush=True)
             print(f"ingest   with {args.idle} idle + {args.subscribers} active ({label})="
-                  f"{loaded:,.0f} values/s  ratio={loaded / base:.2f}  (server CPU "
-                  f"{(s1 - s0) / args.seconds:.2f} cores, subscriber process "
-                  f"{(c1 - c0) / args.seconds:.2f} cores; /write p50 {pct(wl, 0.5):.1f} ms "
-                  f"p90 {pct(wl, 0.9):.1f} ms)", flush=True)
+                  f"{statistics.median(loadeds):,.0f} values/s  ratio={statistics.median(ratios):.2f} "
+                  f"(median of {args.rounds} alternated rounds: "
+                  f"{' '.join(f'{r:.2f}' for r in ratios)}; server CPU {cpu1 / span:.2f} cores, "
+                  f"subscriber process {sub_cpu / span:.2f} cores; /write p50 {pct(wl1, 0.5):.1f} ms "
+                  f"p90 {pct(wl1, 0.9):.1f} ms)", flush=True)
             # A ratio bought by dropping points would be no ratio: say how many were dropped.
-            print(f"         points to subscriber queues {d1 - d0:,.0f}, dropped {x1 - x0:,.0f} "
-                  f"({(x1 - x0) / max(1.0, d1 - d0 + x1 - x0):.1%})", flush=True)
+            print(f"         points to subscriber queues {delivered:,.0f}, dropped {dropped:,.0f} "
+                  f"({dropped / max(1.0, delivered + dropped):.1%})", flush=True)
 
         # 3. a stalled subscriber
         s = socket.create_connection(("127.0.0.1", srv.port))
