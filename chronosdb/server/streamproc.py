@@ -105,11 +105,7 @@ class FrameReader:
         got = 0
         while got < len(view):
             n, anc, _flags, _addr = self.sock.recvmsg_into([view[got:]], socket.CMSG_SPACE(16 * 4))
-            for level, typ, data in anc:
-                if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                    fds = array.array("i")
-                    fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
-                    self.fds.extend(fds)
+            self._keep_fds(anc)
             if n == 0:
                 raise EOFError("the other side closed the channel")
             got += n
@@ -124,6 +120,14 @@ class FrameReader:
 
     def take_fd(self) -> int:
         return self.fds.pop(0) if self.fds else -1
+
+    def _keep_fds(self, anc) -> None:
+        """Keep, in order, the fds that came in a receive's ancillary data."""
+        for level, typ, data in anc:
+            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                fds = array.array("i")
+                fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+                self.fds.extend(fds)
 
 
 class LoopFrameReader(FrameReader):
@@ -151,11 +155,7 @@ class LoopFrameReader(FrameReader):
                         [view], socket.CMSG_SPACE(16 * 4), socket.MSG_DONTWAIT)
                 except (BlockingIOError, InterruptedError):
                     return out
-                for level, typ, data in anc:
-                    if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                        fds = array.array("i")
-                        fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
-                        self.fds.extend(fds)
+                self._keep_fds(anc)
                 if n == 0:
                     raise EOFError("the other side closed the channel")
                 self._got += n
