@@ -103,11 +103,8 @@ QUERIES = [
 ]
 
 
-@pytest.mark.parametrize("split", [False, True], ids=["one-thread", "split-in-two"])
-@pytest.mark.parametrize("q", QUERIES)
-def test_fused_path_answers_like_the_per_series_path(engine, q, split, monkeypatch):
-    # split: every scan, however small, is cut in two by group and run on two threads
-    monkeypatch.setattr(shard_read, "PARALLEL_MIN_BLOCKS", 1 if split else 10**9)
+def _spy_fused(monkeypatch) -> list:
+    """A list that gets an entry each time a query takes the fused path."""
     calls = []
     real = SelectExecutor._fused_groups
 
@@ -116,6 +113,15 @@ def test_fused_path_answers_like_the_per_series_path(engine, q, split, monkeypat
         return real(self, *a, **kw)
 
     monkeypatch.setattr(SelectExecutor, "_fused_groups", spy)
+    return calls
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-thread", "split-in-two"])
+@pytest.mark.parametrize("q", QUERIES)
+def test_fused_path_answers_like_the_per_series_path(engine, q, split, monkeypatch):
+    # split: every scan, however small, is cut in two by group and run on two threads
+    monkeypatch.setattr(shard_read, "PARALLEL_MIN_BLOCKS", 1 if split else 10**9)
+    calls = _spy_fused(monkeypatch)
     fused = answer(engine, q)
     assert calls, "the fused path was not taken: the test would compare a path with itself"
     monkeypatch.setattr(SelectExecutor, "_fused_ok", lambda self, *a, **kw: False)
@@ -127,14 +133,7 @@ def test_fused_path_answers_like_the_per_series_path(engine, q, split, monkeypat
 
 def test_a_range_without_stored_points_answers_nothing(engine, monkeypatch):
     # the second shard group holds data, but not in these hours: no segment answers for any field
-    calls = []
-    real = SelectExecutor._fused_groups
-
-    def spy(self, *a, **kw):
-        calls.append(1)
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(SelectExecutor, "_fused_groups", spy)
+    calls = _spy_fused(monkeypatch)
     q = ("SELECT max(f), count(i) FROM m WHERE time >= '2016-01-07T20:00:00Z' AND "
          "time < '2016-01-08T02:00:00Z' GROUP BY time(1m), host")
     fused = answer(engine, q)

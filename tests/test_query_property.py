@@ -22,13 +22,9 @@ T0 = 1_451_606_400 * 10**9
 S = 10**9
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """3 series of 6000 points at irregular times; compacted, then partly overwritten and
-    deleted so some blocks cannot be answered from their stats."""
-    rng = np.random.default_rng(42)
-    e = Engine(str(tmp_path_factory.mktemp("prop") / "d"), EngineOptions(background=False))
-    e.create_database("db")
+def _write_hosts(e, rng) -> dict:
+    """3 series (hosts h0-h2) of 6000 points at irregular times, written and fully compacted;
+    {host number: {time: value}}."""
     truth = {}
     for h in range(3):
         key = f"m,host=h{h}".encode()
@@ -38,6 +34,17 @@ def world(tmp_path_factory):
         e.write("db", WriteBatch([key], [FieldColumn(b"v", FieldType.FLOAT, np.zeros(6000, np.int32), t, v)]))
         truth[h] = dict(zip(t.tolist(), v.tolist()))
     e.compact_all(full=True)
+    return truth
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """3 series of 6000 points at irregular times; compacted, then partly overwritten and
+    deleted so some blocks cannot be answered from their stats."""
+    rng = np.random.default_rng(42)
+    e = Engine(str(tmp_path_factory.mktemp("prop") / "d"), EngineOptions(background=False))
+    e.create_database("db")
+    truth = _write_hosts(e, rng)
     # overwrite some points (newer data over compacted blocks) and add cache-only points
     for h in range(3):
         key = f"m,host=h{h}".encode()
@@ -64,14 +71,7 @@ def segments_only(tmp_path_factory):
     rng = np.random.default_rng(7)
     e = Engine(str(tmp_path_factory.mktemp("prop2") / "d"), EngineOptions(background=False))
     e.create_database("db")
-    truth = {}
-    for h in range(3):
-        key = f"m,host=h{h}".encode()
-        t = T0 + np.sort(rng.choice(40_000, 6000, replace=False)).astype(np.int64) * S + h
-        v = np.round(rng.normal(50, 20, 6000), 2)
-        e.write("db", WriteBatch([key], [FieldColumn(b"v", FieldType.FLOAT, np.zeros(6000, np.int32), t, v)]))
-        truth[h] = dict(zip(t.tolist(), v.tolist()))
-    e.compact_all(full=True)
+    truth = _write_hosts(e, rng)
     yield e, truth
     e.close()
 
