@@ -130,6 +130,15 @@ def test_loop_reader_assembles_frames_from_any_cut_of_the_bytes():
 def test_loop_reader_eof():
     a, b = socket.socketpair()
     reader = LoopFrameReader(b)
+    a.sendall(encode_frame(b"R", (7, "why", False)))
+    a.shutdown(socket.SHUT_WR)                          # a whole frame, then the end
+    assert [k for k, _b in reader.feed()] == [b"R"]     # the frame is not lost to the end
+    with pytest.raises(EOFError):
+        reader.feed()
+    a.close()
+    b.close()
+    a, b = socket.socketpair()
+    reader = LoopFrameReader(b)
     a.sendall(encode_frame(b"B", ("db", "rp", _batch()))[:20])   # a frame cut short, then closed
     assert reader.feed() == []
     a.close()

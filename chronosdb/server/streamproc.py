@@ -145,7 +145,7 @@ class LoopFrameReader(FrameReader):
 
     def feed(self) -> list:
         """``[(kind, body)]`` of the frames completed by what can be read now. Raises EOFError
-        when the other side has closed."""
+        when the other side has closed (after returning the frames that came before)."""
         out = []
         while True:
             view = memoryview(self._buf)[self._got:]
@@ -157,6 +157,8 @@ class LoopFrameReader(FrameReader):
                     return out
                 self._keep_fds(anc)
                 if n == 0:
+                    if out:             # the frames before the end first; EOFError next time
+                        return out
                     raise EOFError("the other side closed the channel")
                 self._got += n
                 if self._got < len(self._buf):
