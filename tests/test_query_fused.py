@@ -18,6 +18,7 @@ from queryhelp import AllowAll, answer
 from chronosdb.ext import resultenc
 from chronosdb.model.batch import FieldColumn, WriteBatch
 from chronosdb.model.fieldtype import FieldType
+from chronosdb.query import direct
 from chronosdb.query.executor import SelectExecutor
 from chronosdb.query.influxql import parse
 from chronosdb.query.statements import QueryContext, execute
@@ -101,6 +102,13 @@ QUERIES = [
     "SELECT sum(i), count(f) FROM m WHERE rack = 'r1' AND time >= '2016-01-07T02:00:00Z' AND "
     "time < '2016-01-07T05:00:00Z' GROUP BY time(90s), host",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _general_executor_only(monkeypatch):
+    """These tests hold the executor's fused path to its per-series path: keep the direct path
+    (query.direct, tested against the executor in test_query_direct.py) out of the way."""
+    monkeypatch.setattr(direct, "answer", lambda *a, **kw: None)
 
 
 def _spy_fused(monkeypatch) -> list:

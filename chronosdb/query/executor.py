@@ -43,6 +43,7 @@ from chronosdb.query.influxql import ast
 from chronosdb.query.meta import StatementError
 from chronosdb.query.results import Column, Series
 from chronosdb.query.userregex import compile_user_regex
+from chronosdb.query.windowcells import CELL_FUNCS, call_cells, merge_cells
 from chronosdb.storage.engine import MAX_TIME, MIN_TIME
 from chronosdb.storage.shard_read import BlockStats
 
@@ -323,7 +324,7 @@ class SelectExecutor:
         return out
 
     # -- fused scan + aggregation (many series, windows shorter than a block) ---------------------
-    FUSED_FUNCS = {"count", "sum", "mean", "min", "max", "first", "last", "spread"}
+    FUSED_FUNCS = CELL_FUNCS
 
     def _fused_ok(self, plan, views, sids, ftypes, cond, lo=None, hi=None) -> bool:
         """Whether one Cython scan per (shard, field) may feed every group's partials: simple
@@ -416,61 +417,25 @@ class SelectExecutor:
     def _fused_finalize(self, plan, ordered, groups, sids, series_tags, ftypes, by_field, start,
                         every, nwin, lo, cond, views):
         """Finalize every group's calls from the fused kernel's (group, window) cells in whole
-        arrays — what the per-group partials would give, without building them: segment files
-        and shards are disjoint in time and come oldest first, so counts and sums add, min/max
-        fold (NaN loses, as in MinPartial), first comes from the oldest cell holding data and
-        last from the newest."""
+        arrays — what the per-group partials would give, without building them (how cells
+        merge: ``query.windowcells``)."""
         merged = {}
         for f, aggs in by_field.items():
-            cnt = tot = mn = mx = first = last = None
             for a in aggs:
                 self._count_points(int(a.count.sum()))
-                has = a.count > 0
-                if cnt is None:
-                    cnt, tot = a.count.copy(), a.sum.copy()
-                    mn, mx, first, last = a.min.copy(), a.max.copy(), a.first.copy(), a.last.copy()
-                    seen = has
-                    continue
-                both = seen & has
-                only = has & ~seen
-                cnt += a.count
-                tot += a.sum
-                if mn.dtype == np.float64:
-                    mn = np.where(both, np.fmin(mn, a.min), np.where(only, a.min, mn))
-                    mx = np.where(both, np.fmax(mx, a.max), np.where(only, a.max, mx))
-                else:
-                    mn = np.where(both, np.minimum(mn, a.min), np.where(only, a.min, mn))
-                    mx = np.where(both, np.maximum(mx, a.max), np.where(only, a.max, mx))
-                first = np.where(only, a.first, first)
-                last = np.where(has, a.last, last)
-                seen = seen | has
-            if cnt is not None:  # None: no segment file holds this field in the range
-                merged[f] = (cnt, tot, mn, mx, first, last)
+            m = merge_cells(aggs)
+            if m is not None:  # None: no segment file holds this field in the range
+                merged[f] = m
         fin2d = {}
         for c in plan.calls:
             m = merged.get(c.field)
-            if m is None:
-                continue
-            cnt, tot, mn, mx, first, last = m
-            ft = ftypes[c.field]
-            valid = cnt > 0
-            if c.func == "count":
-                fin2d[c] = (cnt, valid, FieldType.INTEGER, 0)
-            elif c.func == "sum":
-                fin2d[c] = (tot, valid, ft, None)
-            elif c.func == "mean":
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    vals = tot.astype(np.float64) / np.where(valid, cnt, 1)
-                fin2d[c] = (vals, valid, FieldType.FLOAT, None)
-            elif c.func == "spread":
-                fin2d[c] = (mx - mn, valid, ft, None)
-            else:
-                fin2d[c] = ({"min": mn, "max": mx, "first": first, "last": last}[c.func], valid, ft, None)
+            if m is not None:
+                fin2d[c] = call_cells(c.func, m, ftypes[c.field])
         if not fin2d:
             return []
         any_data = np.zeros(len(ordered), dtype=bool)
-        for cnt, *_rest in merged.values():
-            any_data |= (cnt > 0).any(axis=1)
+        for m in merged.values():
+            any_data |= (m.count > 0).any(axis=1)
         out = []
         for gi in np.flatnonzero(any_data).tolist():
             fin = {c: Finalized(v[gi], ok[gi], None, ft, null_value=nv)

@@ -22,7 +22,7 @@ from chronosdb.model.errors import ChronosError
 from chronosdb.model.fieldtype import FieldType
 from chronosdb.model.serieskey import make_key
 from chronosdb.model.strings import StringArray
-from chronosdb.query import meta, schema
+from chronosdb.query import direct, meta, schema
 from chronosdb.query.compile import compile_select
 from chronosdb.query.executor import Limits, SelectExecutor
 from chronosdb.query.influxql import ast
@@ -118,9 +118,18 @@ def run_select(stmt: ast.SelectStatement, ctx: QueryContext) -> list[Series]:
         if not db:
             raise StatementError("database name required")
         ctx.auth.require("read", db)
-    plan = compile_select(stmt, (ctx.limits or Limits()).max_buckets)
+    limits = ctx.limits or Limits()
+    plan = compile_select(stmt, limits.max_buckets)
+    series = direct.answer(plan, ctx.reader, ctx.db, ctx.rp, ctx.now, limits,
+                           ctx.check_cancel or _no_check)
+    if series is not None:
+        return series
     ex = SelectExecutor(ctx.reader, ctx.db, ctx.rp, ctx.now, ctx.limits, ctx.check_cancel)
     return ex.run(plan)
+
+
+def _no_check() -> None:
+    pass
 
 
 def write_into(stmt: ast.SelectStatement, series: list[Series], ctx: QueryContext) -> int:
