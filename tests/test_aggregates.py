@@ -62,6 +62,22 @@ def test_window_kernels_match_twins():
         np.testing.assert_allclose(K.window_integral(t, v, b, 1000), R.window_integral(t, v, b, 1000), equal_nan=True)
 
 
+def test_window_cells_match_twin_and_the_single_kernels():
+    for kind, _t, v, b in _cases():
+        got = K.window_cells(v, b)
+        want = R.window_cells(v, b)
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype
+            _eq(g, w)
+        count, total, mn, mx, first, last = got
+        _eq(count, np.diff(b))
+        if kind != "bool":
+            _eq(total, K.window_sum(v, b))
+        for want_max, col in ((False, mn), (True, mx)):
+            rows = K.window_select(v, b, want_max)
+            _eq(col[rows >= 0], v[rows[rows >= 0]])
+
+
 def test_group_mode_matches_twin():
     for kind, t, v, b in _cases():
         if kind == "float":
@@ -129,6 +145,8 @@ def test_hypothesis_int_kernels(vals, nwin, rnd):
     _eq(K.window_sum(v, b), R.window_sum(v, b))
     _eq(K.window_select(v, b, True), R.window_select(v, b, True))
     _eq(K.window_select(v, b, False), R.window_select(v, b, False))
+    for g, w in zip(K.window_cells(v, b), R.window_cells(v, b)):
+        _eq(g, w)
     _eq(K.difference(v), R.difference(v))
     _eq(K.cumulative_sum(v), R.cumulative_sum(v))
 
@@ -143,4 +161,6 @@ def test_hypothesis_float_kernels(vals, nwin, rnd):
     t = _times(rng, len(v))
     np.testing.assert_allclose(K.window_sum(v, b), R.window_sum(v, b), equal_nan=True)
     _eq(K.window_select(v, b, True), R.window_select(v, b, True))
+    for g, w in zip(K.window_cells(v, b), R.window_cells(v, b)):
+        _eq(g, w)
     np.testing.assert_allclose(K.window_integral(t, v, b, 3), R.window_integral(t, v, b, 3), equal_nan=True)

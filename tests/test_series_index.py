@@ -57,12 +57,14 @@ def brute_match(series, ids, meas, expr):
 def check_against_brute_force(ix, series, ids, rng, rounds=60):
     for meas in (b"m", b"n", b"nothing"):
         assert set(ix.match(meas, None)) == brute_match(series, ids, meas, None)
+        assert ix.match_ids(meas, None).tolist() == sorted(brute_match(series, ids, meas, None))
         for _ in range(rounds):
             e = random_expr(rng)
             assert set(ix.match(meas, e)) == brute_match(series, ids, meas, e), e
             got_ids, got_keys = ix.match_keys(meas, e)
             assert got_ids.tolist() == sorted(brute_match(series, ids, meas, e)), e
             assert got_keys == ix.keys_of(got_ids), e
+            assert ix.match_ids(meas, e).tolist() == got_ids.tolist(), e
     # metadata against brute force too
     for meas in (b"m", b"n"):
         mine = {k: v for k, v in series.items() if v[0] == meas}

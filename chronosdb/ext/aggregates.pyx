@@ -104,6 +104,73 @@ def window_select(const num_t[::1] values, const int64_t[::1] bounds, bint want_
     return out
 
 
+def window_cells(const num_t[::1] values, const int64_t[::1] bounds):
+    """(count, sum, min, max, first, last) of each window in one pass over the rows.
+
+    The values are those of ``np.diff(bounds)``, ``window_sum`` and the rows ``window_select``
+    and the window edges pick: sums in row order from zero (int64 wrapping), NaN loses min/max
+    (a window of NaN only gives NaN), ties keep the earliest row. Empty windows hold 0. sum is
+    float64 for floats and int64 otherwise; min/max/first/last keep the values' type.
+    """
+    _check_bounds(bounds, values.shape[0])
+    cdef Py_ssize_t nwin = bounds.shape[0] - 1, w, i, a, b, lo_i, hi_i
+    dt = np.float64 if num_t is double else (np.int64 if num_t is int64_t else np.uint8)
+    count = np.zeros(nwin, dtype=np.int64)
+    total = np.zeros(nwin, dtype=np.float64 if num_t is double else np.int64)
+    mins = np.zeros(nwin, dtype=dt)
+    maxs = np.zeros(nwin, dtype=dt)
+    firsts = np.zeros(nwin, dtype=dt)
+    lasts = np.zeros(nwin, dtype=dt)
+    cdef int64_t[::1] oc = count
+    cdef num_t[::1] omin = mins, omax = maxs, ofirst = firsts, olast = lasts
+    cdef double[::1] osf
+    cdef int64_t[::1] osi
+    cdef double fs
+    cdef uint64_t us
+    if num_t is double:
+        osf = total
+    else:
+        osi = total
+    with nogil:
+        for w in range(nwin):
+            a = bounds[w]
+            b = bounds[w + 1]
+            oc[w] = b - a
+            if a == b:
+                continue
+            lo_i = a
+            hi_i = a
+            if num_t is double:
+                fs = 0.0
+                for i in range(a, b):
+                    fs += values[i]
+                    if i == a or isnan(values[i]):
+                        continue
+                    if isnan(values[lo_i]):
+                        lo_i = i
+                    elif values[i] < values[lo_i]:
+                        lo_i = i
+                    if isnan(values[hi_i]):
+                        hi_i = i
+                    elif values[i] > values[hi_i]:
+                        hi_i = i
+                osf[w] = fs
+            else:
+                us = 0
+                for i in range(a, b):
+                    us += <uint64_t> values[i]
+                    if values[i] < values[lo_i]:
+                        lo_i = i
+                    if values[i] > values[hi_i]:
+                        hi_i = i
+                osi[w] = <int64_t> us
+            omin[w] = values[lo_i]
+            omax[w] = values[hi_i]
+            ofirst[w] = values[a]
+            olast[w] = values[b - 1]
+    return count, total, mins, maxs, firsts, lasts
+
+
 def window_moments(const num_t[::1] values, const int64_t[::1] bounds):
     """(mean, m2) per window by Welford's update; m2 = sum of squared deviations from the mean."""
     _check_bounds(bounds, values.shape[0])

@@ -56,6 +56,20 @@ def window_select(values, bounds, want_max):
     return out
 
 
+def window_cells(values, bounds):
+    values = np.asarray(values)
+    count = np.diff(np.asarray(bounds, dtype=np.int64))
+    total = window_sum(values.astype(np.int64) if values.dtype == np.uint8 else values, bounds)
+    out = [count, total]
+    for want_max in (False, True):
+        rows = window_select(values, bounds, want_max)
+        out.append(np.where(rows >= 0, values[np.maximum(rows, 0)] if len(values) else 0, 0).astype(values.dtype))
+    for edge in (np.asarray(bounds[:-1]), np.asarray(bounds[1:]) - 1):
+        picked = values[np.clip(edge, 0, max(len(values) - 1, 0))] if len(values) else np.zeros(len(count), values.dtype)
+        out.append(np.where(count > 0, picked, 0).astype(values.dtype))
+    return tuple(out)
+
+
 def window_moments(values, bounds):
     nwin = len(bounds) - 1
     mean, m2 = np.zeros(nwin), np.zeros(nwin)

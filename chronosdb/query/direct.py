@@ -94,7 +94,7 @@ def answer(plan: SelectPlan, reader, db: str | None, rp: str | None, now: int, l
     check_cancel()
     with reader.views(db, rp, lo, hi) as views:
         if len(sids) == 1:
-            merged = _one_series(views, int(sids[0]), fields, calls, lo, hi, start, every, nwin)
+            merged = _one_series(views, int(sids[0]), fields, lo, hi, start, every, nwin)
         else:
             merged = _many_series(views, sids.tolist(), fields, lo, hi, start, every, nwin)
     if merged is None or None in merged.values():
@@ -132,7 +132,7 @@ def answer(plan: SelectPlan, reader, db: str | None, rp: str | None, now: int, l
     return [Series(src.name, None, np.ascontiguousarray(times), out)]
 
 
-def _one_series(views, sid, fields, calls, lo, hi, start, every, nwin):
+def _one_series(views, sid, fields, lo, hi, start, every, nwin):
     """{field: cells} of one series from its merged points (what the general path's per-series
     route feeds its partials), or None where a whole block lies inside a window: the general
     path answers that block from its stats without decoding it."""
@@ -154,8 +154,7 @@ def _one_series(views, sid, fields, calls, lo, hi, start, every, nwin):
             continue
         times = parts_t[0] if len(parts_t) == 1 else np.concatenate(parts_t)
         values = parts_v[0] if len(parts_v) == 1 else np.concatenate(parts_v)
-        out[f] = point_cells(times, values, start, every, nwin,
-                             [key.func for _n, key in calls if key.field == f])
+        out[f] = point_cells(times, values, start, every, nwin)
     return out
 
 

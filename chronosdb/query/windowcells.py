@@ -81,29 +81,9 @@ def call_cells(func: str, m: MergedCells, ftype: FieldType):
     raise ValueError(f"{func}() is not answered from window cells")
 
 
-def point_cells(times: np.ndarray, values: np.ndarray, start: int, every: int, nwin: int,
-                funcs) -> MergedCells:
-    """Cells (one group) of one series' merged points in time order, computed for ``funcs``
-    only (the others stay None): the kernels the partials use on points (``window_sum``,
-    ``window_select``: NaN loses, earliest on ties), so the values are the partials' own."""
-    bounds = window_bounds(times, start, every, nwin)
-    count = np.diff(bounds)
-    need = set(funcs)
-    total = mn = mx = first = last = None
-    if need & {"sum", "mean"}:
-        total = K.window_sum(values, bounds)
-    if need & {"min", "spread"}:
-        mn = _select(values, bounds, False)
-    if need & {"max", "spread"}:
-        mx = _select(values, bounds, True)
-    if "first" in need:
-        first = values[np.minimum(bounds[:-1], max(len(values) - 1, 0))] if len(values) else np.zeros(nwin, values.dtype)
-    if "last" in need:
-        last = values[np.maximum(bounds[1:] - 1, 0)] if len(values) else np.zeros(nwin, values.dtype)
-    return MergedCells(*(None if a is None else a.reshape(1, nwin)
-                         for a in (count, total, mn, mx, first, last)))
-
-
-def _select(values: np.ndarray, bounds: np.ndarray, want_max: bool) -> np.ndarray:
-    idx = K.window_select(values, bounds, want_max)
-    return values[np.maximum(idx, 0)] if len(values) else np.zeros(len(idx), values.dtype)
+def point_cells(times: np.ndarray, values: np.ndarray, start: int, every: int, nwin: int) -> MergedCells:
+    """Cells (one group) of one series' merged points in time order: one pass of
+    ``aggregates.window_cells``, whose values are those of the kernels the partials use on points
+    (``window_sum``, ``window_select``: NaN loses, earliest on ties)."""
+    cells = K.window_cells(values, window_bounds(times, start, every, nwin))
+    return MergedCells(*(a.reshape(1, nwin) for a in cells))

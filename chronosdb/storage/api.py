@@ -54,8 +54,7 @@ class StorageReader:
 
     def series_ids(self, db: str, measurement: bytes, expr=None) -> np.ndarray:
         """Sorted uint64 ids of the measurement's series matching the tag expression."""
-        bm = self._engine.index(db).match(measurement, expr)
-        return np.fromiter(bm, dtype=np.uint64, count=len(bm))
+        return self._engine.index(db).match_ids(measurement, expr)
 
     def matching_series(self, db: str, measurement: bytes, expr=None) -> tuple[np.ndarray, list[bytes]]:
         """``(ids, keys)``: ``series_ids`` and their ``series_keys`` in one index call."""

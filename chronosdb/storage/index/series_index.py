@@ -730,6 +730,27 @@ class SeriesIndex:
                 return self._to_ids(m.all)
             return self._to_ids(self._eval(m, expr))
 
+    def match_ids(self, measurement: bytes, expr: TagExpr | None) -> np.ndarray:
+        """What ``match`` finds as a sorted uint64 array, without building a 64-bit bitmap
+        (queries want the array; one tag value of one series is a single lookup)."""
+        with self._lock:
+            m = self._meas.get(measurement)
+            if m is None or not m.all:
+                return np.zeros(0, dtype=np.uint64)
+            if type(expr) is TagEquals and expr.value:
+                col = m.columns.get(expr.key)
+                p = col.get(expr.value) if col is not None else None
+                if p is None:
+                    return np.zeros(0, dtype=np.uint64)
+                if isinstance(p, int):
+                    return self._sids[p:p + 1].copy()
+                bm = p
+            else:
+                bm = m.all if expr is None else self._eval(m, expr)
+            if not bm:
+                return np.zeros(0, dtype=np.uint64)
+            return np.sort(self._sids[np.frombuffer(bm.to_array(), dtype=np.uint32)])
+
     def match_keys(self, measurement: bytes, expr: TagExpr | None) -> tuple[np.ndarray, list[bytes]]:
         """``(ids, keys)``: what ``match`` finds, as sorted uint64 ids, and their keys in the
         same order, in one pass (no id -> local lookup: the postings hold locals)."""
