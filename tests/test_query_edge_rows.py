@@ -98,3 +98,35 @@ def test_groups_of_several_series_take_the_raw_path(engine, monkeypatch):
     monkeypatch.setattr(SelectExecutor, "_edge_rows", lambda *a, **kw: pytest.fail("edge path taken"))
     doc = answer(engine, "SELECT f FROM m GROUP BY dc ORDER BY time DESC LIMIT 1")
     assert len(doc["results"][0]["series"]) == 2
+
+
+@pytest.mark.parametrize("last", [True, False], ids=["last", "first"])
+def test_scan_edges_agrees_with_scan_edge(engine, last):
+    """The batched edge read: every series it answers (state 1) has scan_edge's point, every
+    series it says has none (state 0) has none by scan_edge either; the rest (-1: cache,
+    tombstone, straddling blocks) is left to scan_edge. Random ranges, both numeric fields."""
+    from chronosdb.storage.api import StorageReader
+
+    reader = StorageReader(engine)
+    sids = reader.series_ids("db", b"m").tolist()
+    rng = np.random.default_rng(5)
+    ranges = [(np.iinfo(np.int64).min, np.iinfo(np.int64).max)] + [
+        tuple(sorted(int(x) for x in T0 + rng.integers(-3600, 13 * 3600, 2) * S)) for _ in range(30)]
+    states = set()
+    for lo, hi in ranges:
+        with reader.views("db", None, lo, hi) as views:
+            for v in views:
+                for field in (b"f", b"i"):
+                    st, t, vals = v.scan_edges(sids, field, lo, hi, last)
+                    for j, sid in enumerate(sids):
+                        states.add(int(st[j]))
+                        if st[j] < 0:
+                            continue
+                        col = v.scan_edge(sid, field, lo, hi, 1, last)
+                        if st[j] == 0:
+                            assert col is None or not len(col[0])
+                        else:
+                            assert col is not None and len(col[0]) == 1
+                            assert (int(col[0][0]), col[1][0]) == (int(t[j]), vals[j])
+                            assert col[1].dtype == vals.dtype
+    assert states == {-1, 0, 1}

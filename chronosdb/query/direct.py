@@ -101,35 +101,46 @@ def answer(plan: SelectPlan, reader, db: str | None, rp: str | None, now: int, l
         # A field without a point in the range: the general path's routes differ on what its
         # count shows (0 from a partial, null from the fused cells); let it decide.
         return None
-    points = sum(int(mc.count.sum()) for mc in merged.values())
+    points = 0
+    valid_of = {}   # field -> (windows with a point, how many)
+    for f, mc in merged.items():
+        cnt = mc.count[0]
+        points += int(cnt.sum())
+        valid = cnt > 0
+        valid_of[f] = (valid, int(np.count_nonzero(valid)))
     if limits.max_points and points > limits.max_points:
         return None
-    cols = []
-    any_valid = np.zeros(nwin, dtype=bool)
-    for name, key in calls:
-        mc = merged[key.field]
-        vals, valid, ft, null_value = call_cells(key.func, mc, ftypes[key.field])
-        vals, valid = vals[0], valid[0]
-        any_valid |= valid
-        cols.append((name, vals, valid, _KIND[ft], null_value))
-    if not any_valid.any():
+    if not any(n for _v, n in valid_of.values()):
         return []
+    if len(valid_of) == 1:
+        ((any_valid, n_any),) = valid_of.values()
+    else:
+        any_valid = np.logical_or.reduce([v for v, _n in valid_of.values()])
+        n_any = int(np.count_nonzero(any_valid))
     times = start + np.arange(nwin, dtype=np.int64) * every
-    if plan.fill == "none":
+    keep = None
+    if plan.fill == "none" and n_any < nwin:
         keep = np.flatnonzero(any_valid)
         times = times[keep]
-        cols = [(n, None if v is None else v[keep], ok[keep], k, None) for n, v, ok, k, _nv in cols]
     out = []
-    for name, vals, valid, kind, null_value in cols:
-        if null_value is not None and not valid.all():   # count: an empty window counts 0
+    for name, key in calls:
+        vals, _valid, ft, null_value = call_cells(key.func, merged[key.field], ftypes[key.field])
+        vals = vals[0]
+        valid, n_valid = valid_of[key.field]
+        if keep is not None:
+            vals, valid = vals[keep], valid[keep]
+            n_valid, null_value = int(np.count_nonzero(valid)), None   # fill(none): no count 0
+        if n_valid == len(valid):
+            out.append(Column(name, vals, None, _KIND[ft]))
+        elif null_value is not None:   # fill(null) count: an empty window counts 0
             vals = vals.copy()
             vals[~valid] = null_value
-            valid = np.ones(len(valid), dtype=bool)
-        if vals is None or not valid.any():
-            out.append(Column(name, None, valid, kind))
+            out.append(Column(name, vals, None, _KIND[ft]))
+        elif n_valid == 0:
+            out.append(Column(name, None, valid, _KIND[ft]))
         else:
-            out.append(Column(name, vals, None if valid.all() else valid, kind))
-    return [Series(src.name, None, np.ascontiguousarray(times), out)]
+            out.append(Column(name, vals, valid, _KIND[ft]))
+    return [Series(src.name, None, times, out)]
 
 
 def _one_series(views, sid, fields, lo, hi, start, every, nwin):

@@ -89,6 +89,17 @@ def _concat_values(parts, kind):
     return np.concatenate(parts)
 
 
+_FALSE1 = np.zeros(1, dtype=bool)
+_FALSE1.flags.writeable = False   # shared by every one-row null column: never written
+
+
+@lru_cache(maxsize=65_536)
+def _one_string(value: str) -> StringArray:
+    """A one-row column holding ``value`` (tag values repeat across edge rows: built once;
+    StringArray is never mutated)."""
+    return _const_strings(value, 1)
+
+
 def _const_strings(value: str, n: int) -> StringArray:
     b = value.encode()
     return StringArray(np.arange(n + 1, dtype=np.int64) * len(b), b * n)
@@ -281,46 +292,80 @@ class SelectExecutor:
         """What ``_raw_group`` answers under ``_edge_row_ok``, without its per-group machinery:
         per series, the edge point of each field (block stats in the usual case, no decoding);
         the row's time is the latest (earliest) of them, and a field has a value in the row only
-        if its edge point is at that time."""
+        if its edge point is at that time.
+
+        Float and integer fields take the edge points of every series per view in whole arrays
+        (``ShardView.scan_edges``); a series it cannot answer from block statistics (cache or
+        tombstone in the range, an edge block straddling it), and fields of other types, go
+        through ``scan_edge`` one series at a time."""
         last = plan.stmt.order_desc
         exprs, _sel, read_fields = self._raw_fields(plan, ftypes, tag_keys, cond)
         ordered_views = views[::-1] if last else views
-        fields_b = [(f, f.encode()) for f in read_fields]
+        order = sorted(groups)
+        ser_sids = [int(sids[groups[g][0]]) for g in order]
+        n = len(order)
+        edges = {}   # field -> per series: None or (time, one-value array)
+        for f in read_fields:
+            fb = f.encode()
+            pts = [None] * n
+            todo = list(range(n))
+            for v in ordered_views:   # the first view holding a point of a series has its edge
+                if not todo:
+                    break
+                self.check_cancel()
+                if ftypes.get(f) in (FieldType.FLOAT, FieldType.INTEGER):
+                    st, t, vals = v.scan_edges([ser_sids[i] for i in todo], fb, lo, hi, last)
+                else:
+                    st = np.full(len(todo), -1, dtype=np.int8)
+                    t = vals = None
+                rest = []
+                for j, i in enumerate(todo):
+                    if st[j] > 0:
+                        pts[i] = (int(t[j]), vals[j:j + 1])
+                    elif st[j] < 0:
+                        col = v.scan_edge(ser_sids[i], fb, lo, hi, 1, last)
+                        if col is not None and len(col[0]):
+                            k = len(col[0]) - 1 if last else 0
+                            pts[i] = (int(col[0][k]),
+                                      col[1] if len(col[0]) == 1 else _take(col[1], np.array([k])))
+                        else:
+                            rest.append(i)
+                    else:
+                        rest.append(i)
+                todo = rest
+            edges[f] = pts
+        zone = self._zone(plan)
+        # per output column: (name, field, kind if a field, tag-or-field rule)
+        specs = []
+        for name, e in exprs:
+            fname = e.name
+            as_tag = "tag" if e.type_hint == "tag" else (
+                "if-no-point" if e.type_hint != "field" and fname in tag_keys else "never")
+            specs.append((name, fname, KIND[ftypes[fname]] if fname in ftypes else "float", as_tag))
         out = []
-        for g in sorted(groups):
-            self.check_cancel()
-            (i,) = groups[g]
-            sid, tags = int(sids[i]), series_tags[i]
-            pts = {}
-            for f, fb in fields_b:
-                for v in ordered_views:
-                    col = v.scan_edge(sid, fb, lo, hi, 1, last)
-                    if col is not None and len(col[0]):
-                        j = len(col[0]) - 1 if last else 0
-                        pts[f] = (int(col[0][j]),
-                                  col[1] if len(col[0]) == 1 else _take(col[1], np.array([j])))
-                        break
+        for gi in range(n):
+            pts = {f: p[gi] for f, p in edges.items() if p[gi] is not None}
             if not pts:
                 continue
+            self.check_cancel()
             t_row = max(t for t, _v in pts.values()) if last else min(t for t, _v in pts.values())
             self._count_points(1)
+            tags = series_tags[groups[order[gi]][0]]
             cols = []
-            for name, e in exprs:
-                fname = e.name
-                is_tag = e.type_hint == "tag" or (e.type_hint != "field" and fname in tag_keys
-                                                  and fname not in pts)
-                if is_tag:
+            for name, fname, kind, as_tag in specs:
+                pt = pts.get(fname)
+                if as_tag == "tag" or (as_tag == "if-no-point" and pt is None):
                     val = tags.get(fname)
-                    cols.append((name, Values(None, np.zeros(1, dtype=bool), "string") if val is None
-                                 else Values(_const_strings(val, 1), np.ones(1, dtype=bool), "string")))
-                elif fname in pts:
-                    t, vals = pts[fname]
-                    cols.append((name, Values(vals, np.array([t == t_row]), KIND[ftypes[fname]])))
+                    cols.append(Column(name, None, _FALSE1, "string") if val is None
+                                else Column(name, _one_string(val), None, "string"))
+                elif pt is not None:
+                    cols.append(Column(name, pt[1], None, kind) if pt[0] == t_row
+                                else Column(name, None, _FALSE1, kind))
                 else:
-                    cols.append((name, _null(1)))
-            s = self._finish(plan, np.array([t_row], dtype=np.int64), cols, shaped=True)
-            if s is not None:
-                out.append((g, s))
+                    cols.append(Column(name, None, _FALSE1, "float"))
+            times = np.array([t_row], dtype=np.int64)
+            offsets = _utc_offsets(zone, times) if zone is not None else None
+            out.append((order[gi], Series(None, None, times, cols, utc_offsets=offsets)))
         return out
 
     # -- fused scan + aggregation (many series, windows shorter than a block) ---------------------

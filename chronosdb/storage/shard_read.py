@@ -356,6 +356,49 @@ class ShardView:
     def _edge_from_stats(self, sid, field, lo, hi, last):
         return _edge_from_stats_impl(self, sid, field, lo, hi, last)
 
+    def scan_edges(self, sids, field: bytes, min_time: int, max_time: int, last: bool):
+        """``scan_edge`` with k=1 for many series of one field, from block statistics alone:
+        ``(state, times, values)``, one entry per series. state 1: the edge point is
+        ``(times[i], values[i])``; 0: this view has no point of the series in the range; -1:
+        call ``scan_edge`` for it (a tombstone touches the series, a cache holds points of it in
+        the range, or some segment cannot say without decoding). Across segment files the
+        latest (first: earliest) point wins, and on equal times the newer file, as in
+        ``scan_edge``."""
+        n = len(sids)
+        lo, hi = max(min_time, self.start), min(max_time, self.end - 1)
+        state = np.zeros(n, dtype=np.int8)
+        times = np.zeros(n, dtype=np.int64)
+        values = None
+        if lo > hi:
+            return state, times, np.zeros(n, dtype=np.float64)
+        slow = np.zeros(n, dtype=bool)
+        for h in self.segments:
+            st, t, v = h.reader.edge_points(sids, field, lo, hi, last)
+            slow |= st < 0
+            found = st > 0
+            if values is None:
+                if not found.any():
+                    continue
+                values = v.copy()
+            elif v.dtype != values.dtype:
+                slow |= found
+                continue
+            better = found & ((state == 0) | (t == times) | ((t > times) if last else (t < times)))
+            state[better] = 1
+            times[better] = t[better]
+            values[better] = v[better]
+        for t in self.tombstones:
+            for i, sid in enumerate(sids):
+                if sid in t.series:
+                    slow[i] = True
+        for c in self.caches:
+            for i, sid in enumerate(sids):
+                e = c.entries.get((sid, field))
+                if e is not None and e.min_time is not None and not (e.max_time < lo or e.min_time > hi):
+                    slow[i] = True
+        state[slow] = -1
+        return state, times, values if values is not None else np.zeros(n, dtype=np.float64)
+
     def scan_edge(self, sid: int, field: bytes, min_time: int, max_time: int, k: int, last: bool):
         """The first (or last) ``k`` points of a series+field in the range, merged as ``scan``
         would, decoding only the blocks at that edge. Falls back to ``scan`` when tombstones

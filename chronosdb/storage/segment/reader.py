@@ -193,6 +193,46 @@ class SegmentReader:
             return int(mx[bi]), stats[3][bi]
         return int(mn[bi]), stats[2][bi]
 
+    def edge_points(self, series_ids, field: bytes, lo: int, hi: int, last: bool):
+        """``edge_point`` for many series of one field at once: ``(state, times, values)``,
+        arrays as long as ``series_ids``. state 1: the point is ``(times[i], values[i])``; 0: no
+        block overlaps the range (``edge_point`` None); -1: ask ``edge_point`` or decode (the edge
+        block straddles the range or lacks the statistic, the series' outermost block lies
+        beyond the range, or the field is not float/integer here)."""
+        n = len(series_ids)
+        state = np.zeros(n, dtype=np.int8)
+        times = np.zeros(n, dtype=np.int64)
+        pos, first_rows, end_rows, ftype = [], [], [], None
+        for i, sid in enumerate(series_ids):
+            hit = self._lookup(sid, field)
+            if hit is None:
+                continue
+            ft = hit[1]
+            if ft not in (FieldType.FLOAT, FieldType.INTEGER) or (ftype is not None and ft != ftype):
+                state[i] = -1
+                continue
+            ftype = ft
+            pos.append(i)
+            first_rows.append(hit[2])
+            end_rows.append(hit[3])
+        if not pos:
+            return state, times, np.zeros(n, dtype=np.float64)
+        idx = np.array(pos, dtype=np.int64)
+        bi = np.array(end_rows, dtype=np.int64) - 1 if last else np.array(first_rows, dtype=np.int64)
+        mn, mx = self._b_min[bi], self._b_max[bi]
+        if last:
+            beyond, none = mn > hi, mx < lo
+        else:
+            beyond, none = mx < lo, mn > hi
+        ok = ~beyond & ~none & (mn >= lo) & (mx <= hi) & self._b_has_extremes[bi]
+        state[idx] = np.where(ok, 1, np.where(none & ~beyond, 0, -1))
+        times[idx] = mx if last else mn
+        stats = self._stat_rows[ftype == FieldType.INTEGER]
+        col = stats[3] if last else stats[2]
+        values = np.zeros(n, dtype=col.dtype)
+        values[idx] = col[bi]
+        return state, times, values
+
     def entry_rows(self, series_id: int, field: bytes):
         """(field type, first block row, end block row) of a series+field, or None: the rows of
         the index's block columns that ``block_columns`` gathers (for scan kernels)."""
