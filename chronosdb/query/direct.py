@@ -30,10 +30,9 @@ from chronosdb.model.fieldtype import FieldType
 from chronosdb.query import condition as cond_mod
 from chronosdb.query.compile import SelectPlan, call_key
 from chronosdb.query.influxql import ast
-from chronosdb.query.results import Column, Series
-from chronosdb.query.windowcells import CELL_FUNCS, call_cells, merge_cells, point_cells
+from chronosdb.query.results import Series
+from chronosdb.query.windowcells import merge_cells, plain_window_calls, point_cells, window_columns
 
-_KIND = {FieldType.FLOAT: "float", FieldType.INTEGER: "integer"}
 _NUMERIC = (FieldType.FLOAT, FieldType.INTEGER)
 
 
@@ -41,22 +40,12 @@ def _plan_fits(plan: SelectPlan) -> bool:
     """The statement's own shape: one plain measurement, GROUP BY time only, each column one
     cell-answerable call of one field. (What depends on the data is checked in ``answer``.)"""
     stmt = plan.stmt
-    if (not plan.every or not plan.is_aggregate or plan.aux or plan.multi_row or plan.transforms
-            or plan.wildcard or plan.group_tags or plan.group_all or plan.group_regex is not None
-            or plan.fill not in ("null", "none") or stmt.tz is not None or stmt.order_desc
-            or stmt.limit or stmt.offset or stmt.slimit or stmt.soffset or stmt.into is not None
-            or len(stmt.sources) != 1):
+    if (plan.group_tags or plan.group_all or plan.group_regex is not None or stmt.slimit
+            or stmt.soffset or stmt.into is not None or len(stmt.sources) != 1
+            or not plain_window_calls(plan)):
         return False
     src = stmt.sources[0]
-    if type(src) is not ast.Measurement or src.regex is not None:
-        return False
-    for c in plan.columns:
-        e = c.expr
-        if (type(e) is not ast.Call or e.name not in CELL_FUNCS or len(e.args) != 1
-                or type(e.args[0]) is not ast.VarRef or e.args[0].type_hint not in (None, "field")
-                or e.args[0].name == "time"):
-            return False
-    return True
+    return type(src) is ast.Measurement and src.regex is None
 
 
 def answer(plan: SelectPlan, reader, db: str | None, rp: str | None, now: int, limits,
@@ -101,46 +90,11 @@ def answer(plan: SelectPlan, reader, db: str | None, rp: str | None, now: int, l
         # A field without a point in the range: the general path's routes differ on what its
         # count shows (0 from a partial, null from the fused cells); let it decide.
         return None
-    points = 0
-    valid_of = {}   # field -> (windows with a point, how many)
-    for f, mc in merged.items():
-        cnt = mc.count[0]
-        points += int(cnt.sum())
-        valid = cnt > 0
-        valid_of[f] = (valid, int(np.count_nonzero(valid)))
+    points = sum(int(mc.count.sum()) for mc in merged.values())
     if limits.max_points and points > limits.max_points:
         return None
-    if not any(n for _v, n in valid_of.values()):
-        return []
-    if len(valid_of) == 1:
-        ((any_valid, n_any),) = valid_of.values()
-    else:
-        any_valid = np.logical_or.reduce([v for v, _n in valid_of.values()])
-        n_any = int(np.count_nonzero(any_valid))
-    times = start + np.arange(nwin, dtype=np.int64) * every
-    keep = None
-    if plan.fill == "none" and n_any < nwin:
-        keep = np.flatnonzero(any_valid)
-        times = times[keep]
-    out = []
-    for name, key in calls:
-        vals, _valid, ft, null_value = call_cells(key.func, merged[key.field], ftypes[key.field])
-        vals = vals[0]
-        valid, n_valid = valid_of[key.field]
-        if keep is not None:
-            vals, valid = vals[keep], valid[keep]
-            n_valid, null_value = int(np.count_nonzero(valid)), None   # fill(none): no count 0
-        if n_valid == len(valid):
-            out.append(Column(name, vals, None, _KIND[ft]))
-        elif null_value is not None:   # fill(null) count: an empty window counts 0
-            vals = vals.copy()
-            vals[~valid] = null_value
-            out.append(Column(name, vals, None, _KIND[ft]))
-        elif n_valid == 0:
-            out.append(Column(name, None, valid, _KIND[ft]))
-        else:
-            out.append(Column(name, vals, valid, _KIND[ft]))
-    return [Series(src.name, None, times, out)]
+    out = window_columns(plan, merged, ftypes, start, every, nwin)
+    return [Series(src.name, None, times, cols) for _g, times, cols in out]
 
 
 def _one_series(views, sid, fields, lo, hi, start, every, nwin):

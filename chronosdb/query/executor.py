@@ -43,7 +43,8 @@ from chronosdb.query.influxql import ast
 from chronosdb.query.meta import StatementError
 from chronosdb.query.results import Column, Series
 from chronosdb.query.userregex import compile_user_regex
-from chronosdb.query.windowcells import CELL_FUNCS, call_cells, merge_cells
+from chronosdb.query.windowcells import (CELL_FUNCS, call_cells, merge_cells, plain_window_calls,
+                                         window_columns)
 from chronosdb.storage.engine import MAX_TIME, MIN_TIME
 from chronosdb.storage.shard_read import BlockStats
 
@@ -471,6 +472,9 @@ class SelectExecutor:
             m = merge_cells(aggs)
             if m is not None:  # None: no segment file holds this field in the range
                 merged[f] = m
+        if plain_window_calls(plan):
+            return [(ordered[g], Series(None, None, times, cols))
+                    for g, times, cols in window_columns(plan, merged, ftypes, start, every, nwin)]
         fin2d = {}
         for c in plan.calls:
             m = merged.get(c.field)

@@ -18,6 +18,9 @@ import numpy as np
 from chronosdb.ext import aggregates as K
 from chronosdb.ext.merge import window_bounds
 from chronosdb.model.fieldtype import FieldType
+from chronosdb.query.compile import call_key
+from chronosdb.query.influxql import ast
+from chronosdb.query.results import Column
 
 # The calls a cell answers: everything else needs the points themselves.
 CELL_FUNCS = frozenset({"count", "sum", "mean", "min", "max", "first", "last", "spread"})
@@ -87,3 +90,82 @@ def point_cells(times: np.ndarray, values: np.ndarray, start: int, every: int, n
     (``window_sum``, ``window_select``: NaN loses, earliest on ties)."""
     cells = K.window_cells(values, window_bounds(times, start, every, nwin))
     return MergedCells(*(a.reshape(1, nwin) for a in cells))
+
+
+_KIND = {FieldType.FLOAT: "float", FieldType.INTEGER: "integer"}
+
+
+def plain_window_calls(plan) -> bool:
+    """Whether every output column of the plan is one cell-answerable call of one field, GROUP
+    BY time windows, fill(null) or fill(none), no tz(), ORDER BY DESC, LIMIT or OFFSET: then
+    ``window_columns`` shapes the answer straight from the cells (the executor's general
+    shaping — math, transforms, fill modes, ordering — has nothing to do)."""
+    stmt = plan.stmt
+    if (not plan.every or not plan.is_aggregate or plan.aux or plan.multi_row or plan.transforms
+            or plan.wildcard or plan.fill not in ("null", "none") or stmt.tz is not None
+            or stmt.order_desc or stmt.limit or stmt.offset):
+        return False
+    for c in plan.columns:
+        e = c.expr
+        if (type(e) is not ast.Call or e.name not in CELL_FUNCS or len(e.args) != 1
+                or type(e.args[0]) is not ast.VarRef or e.args[0].type_hint not in (None, "field")
+                or e.args[0].name == "time"):
+            return False
+    return True
+
+
+def window_columns(plan, merged: dict, ftypes: dict, start: int, every: int, nwin: int):
+    """``[(group, times, columns)]`` for every group with a point, from merged (ngroups, nwin)
+    cells per field (a field absent from ``merged`` has no point in the range: its calls are
+    null columns), for a plan ``plain_window_calls`` accepts. What ``_shape_aggregate`` gives
+    for such plans: fill(null) keeps every window (an empty one counts 0 for count()),
+    fill(none) keeps the windows where some column has a value."""
+    valid_of, n_valid_of = {}, {}
+    any_valid = None
+    for f, mc in merged.items():
+        valid = mc.count > 0
+        valid_of[f] = valid
+        n_valid_of[f] = np.count_nonzero(valid, axis=1)
+        any_valid = valid if any_valid is None else any_valid | valid
+    if any_valid is None:
+        return []
+    n_any = np.count_nonzero(any_valid, axis=1)
+    all_times = start + np.arange(nwin, dtype=np.int64) * every
+    cols = []   # per output column: (name, kind, values 2D, field or None, null value)
+    for c in plan.columns:
+        key = call_key(c.expr)
+        mc = merged.get(key.field)
+        if mc is None:
+            cols.append((c.name, "float", None, None, None))
+            continue
+        vals, _valid, ft, null_value = call_cells(key.func, mc, ftypes[key.field])
+        cols.append((c.name, _KIND[ft], vals, key.field, null_value))
+    none = plan.fill == "none"
+    out = []
+    for g in np.flatnonzero(n_any).tolist():
+        keep = None
+        times = all_times
+        if none and n_any[g] < nwin:
+            keep = np.flatnonzero(any_valid[g])
+            times = all_times[keep]
+        row = []
+        for name, kind, vals, f, null_value in cols:
+            if f is None:
+                row.append(Column(name, None, np.zeros(len(times), dtype=bool), kind))
+                continue
+            v, valid, n_valid = vals[g], valid_of[f][g], int(n_valid_of[f][g])
+            if keep is not None:
+                v, valid = v[keep], valid[keep]
+                n_valid, null_value = int(np.count_nonzero(valid)), None   # no count 0 here
+            if n_valid == len(valid):
+                row.append(Column(name, v, None, kind))
+            elif null_value is not None:   # fill(null) count(): an empty window counts 0
+                v = v.copy()
+                v[~valid] = null_value
+                row.append(Column(name, v, None, kind))
+            elif n_valid == 0:
+                row.append(Column(name, None, valid, kind))
+            else:
+                row.append(Column(name, v, valid, kind))
+        out.append((g, times, row))
+    return out
