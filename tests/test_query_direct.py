@@ -99,20 +99,24 @@ FUNCS = ["count", "sum", "mean", "min", "max", "first", "last", "spread"]
 FIELDS = ["usage", "load", "n"]
 
 
-def _random_query(rng) -> str:
+def _random_shape(rng) -> dict:
     k = int(rng.integers(1, 4))
-    cols = ", ".join(f"{rng.choice(FUNCS)}({rng.choice(FIELDS)})" for _ in range(k))
-    hosts = rng.choice(HOSTS, size=int(rng.integers(1, 4)), replace=False)
+    return {"cols": ", ".join(f"{rng.choice(FUNCS)}({rng.choice(FIELDS)})" for _ in range(k)),
+            "nhosts": int(rng.integers(1, 4)), "lop": rng.choice([">=", ">"]),
+            "hop": rng.choice(["<", "<="]), "fill": rng.choice(["", " fill(null)", " fill(none)"])}
+
+
+def _random_query(rng, shape: dict | None = None) -> str:
+    """A random dashboard-shaped query; with ``shape``, one of that shape (new literals)."""
+    sh = shape or _random_shape(rng)
+    hosts = rng.choice(HOSTS, size=sh["nhosts"], replace=False)
     where = " OR ".join(f"host = 'h{h}'" for h in hosts)
     span = int(rng.choice([600, 3600, 4 * 3600, 9 * 3600]))
     lo = BASE + int(rng.integers(-600, POINTS * 10)) * S
     hi = lo + span * S
     every = rng.choice(["10s", "30s", "1m", "7m", "1h"])
-    lop = rng.choice([">=", ">"])
-    hop = rng.choice(["<", "<="])
-    fill = rng.choice(["", " fill(null)", " fill(none)"])
-    return (f"SELECT {cols} FROM cpu WHERE ({where}) AND time {lop} {lo} AND time {hop} {hi} "
-            f"GROUP BY time({every}){fill}")
+    return (f"SELECT {sh['cols']} FROM cpu WHERE ({where}) AND time {sh['lop']} {lo} AND time "
+            f"{sh['hop']} {hi} GROUP BY time({every}){sh['fill']}")
 
 
 def test_random_window_aggregates_equal_the_general_executor(engine):
@@ -228,3 +232,83 @@ def test_cancellation_is_checked(engine):
 
     with pytest.raises(Stop):
         direct.answer(plan, ctx.reader, "db", None, ctx.now, Limits(), cancel)
+
+
+def _general(engine, stmt, now: int):
+    ctx = QueryContext(engine, "db", None, AllowAll(), now=now)
+    plan = compile_select(stmt, Limits().max_buckets)
+    ex = SelectExecutor(ctx.reader, "db", None, ctx.now, Limits())
+    return orjson.loads(resultenc.encode_results([StatementResult(0, ex.run(plan))], "ns", False))["results"][0]
+
+
+def test_prepared_shapes_answer_like_the_general_executor(engine):
+    """A shape's second text runs from its literal values alone (no statement built): same
+    answers as the general executor on the parsed text, for texts differing in every literal."""
+    from chronosdb.query.direct import PreparedWindowQuery
+    from chronosdb.query.influxql import StatementCache
+
+    rng = np.random.default_rng(8)
+    cache = StatementCache()
+    now = BASE + POINTS * 10 * S
+    prepared = 0
+    for _ in range(200):
+        shape = _random_shape(rng)
+        q1, q2 = _random_query(rng, shape), _random_query(rng, shape)
+        cache.parse_keyed(q1)
+        hit = cache.prepared(q2, PreparedWindowQuery.prepare)
+        if hit is None:
+            continue   # another shape, or one the direct path does not take
+        form, values, shape = hit
+        assert shape == cache.parse_keyed(q2)[1]
+        (stmt,) = cache.parse(q2)
+        ctx = QueryContext(engine, "db", None, AllowAll(), now=now)
+        mine = form.answer(values, ctx.reader, "db", None, now, Limits(), lambda: None)
+        if mine is None:
+            continue
+        prepared += 1
+        got = orjson.loads(resultenc.encode_results([StatementResult(0, mine)], "ns", False))["results"][0]
+        _assert_same(got, _general(engine, stmt, now))
+    assert prepared > 80, prepared   # the rest: the cache, the tombstone, a field without points
+
+
+@pytest.mark.parametrize("q1, q2", [
+    # an aggregate argument is a literal: the shape is not prepared
+    ("SELECT percentile(usage, 90) FROM cpu WHERE time >= 1 AND time < 2 GROUP BY time(1m)",
+     "SELECT percentile(usage, 95) FROM cpu WHERE time >= 1 AND time < 2 GROUP BY time(1m)"),
+    # GROUP BY a tag, fill(0), math, two statements
+    ("SELECT max(usage) FROM cpu WHERE time >= 1 AND time < 2 GROUP BY time(1m), host",
+     "SELECT max(usage) FROM cpu WHERE time >= 3 AND time < 4 GROUP BY time(1m), host"),
+    ("SELECT max(usage) FROM cpu WHERE time >= 1 AND time < 2 GROUP BY time(1m) fill(0)",
+     "SELECT max(usage) FROM cpu WHERE time >= 3 AND time < 4 GROUP BY time(1m) fill(0)"),
+    ("SELECT max(usage) + 1 FROM cpu WHERE time >= 1 AND time < 2 GROUP BY time(1m)",
+     "SELECT max(usage) + 2 FROM cpu WHERE time >= 1 AND time < 2 GROUP BY time(1m)"),
+    ("SELECT max(usage) FROM cpu WHERE time >= 1 AND time < 2 GROUP BY time(1m); SHOW DATABASES",
+     "SELECT max(usage) FROM cpu WHERE time >= 3 AND time < 4 GROUP BY time(1m); SHOW DATABASES"),
+])
+def test_shapes_that_are_not_prepared(q1, q2):
+    from chronosdb.query.direct import PreparedWindowQuery
+    from chronosdb.query.influxql import ParseError, StatementCache
+
+    cache = StatementCache()
+    try:
+        cache.parse_keyed(q1)
+    except ParseError:
+        pytest.skip("not a statement this grammar takes")
+    assert cache.prepared(q2, PreparedWindowQuery.prepare) is None
+
+
+def test_prepared_values_follow_the_text():
+    """An unseen shape is not prepared; a text whose literal cannot be built (a bad time) is
+    not either (the parser then reports the error)."""
+    from chronosdb.query.direct import PreparedWindowQuery
+    from chronosdb.query.influxql import StatementCache
+
+    cache = StatementCache()
+    q = ("SELECT max(usage) FROM cpu WHERE host = 'h1' AND time >= '2016-01-01T00:00:00Z' "
+         "AND time < '2016-01-01T01:00:00Z' GROUP BY time(1m)")
+    assert cache.prepared(q, PreparedWindowQuery.prepare) is None
+    cache.parse_keyed(q)
+    form, values, _shape = cache.prepared(q.replace("h1", "h2").replace("1m", "5m"),
+                                          PreparedWindowQuery.prepare)
+    assert "h2" in [getattr(v, "value", None) for v in values]
+    assert cache.prepared(q.replace("2016-01-01T01", "2016-13-01T01"), PreparedWindowQuery.prepare) is None

@@ -246,22 +246,7 @@ def compile_select(stmt: ast.SelectStatement, max_buckets: int = 1_000_000) -> S
         if isinstance(d, ast.Call) and d.name == "time":
             if plan.every:
                 raise StatementError("multiple time dimensions not allowed")
-            if not d.args or not isinstance(d.args[0], ast.DurationLiteral):
-                raise StatementError("time dimension expected 1 or 2 arguments")
-            plan.every = d.args[0].ns
-            if plan.every < 0:
-                raise StatementError("time dimension must have positive duration")
-            # GROUP BY time(0s) means one window over the whole range, as in InfluxDB.
-            if len(d.args) > 1:
-                a = d.args[1]
-                if isinstance(a, ast.DurationLiteral):
-                    plan.offset = a.ns
-                elif isinstance(a, ast.UnaryExpr) and isinstance(a.expr, ast.DurationLiteral):
-                    plan.offset = -a.expr.ns
-                elif isinstance(a, ast.Call) and a.name == "now":
-                    plan.offset = 0
-                else:
-                    raise StatementError("time dimension offset must be duration or now()")
+            plan.every, plan.offset = time_dimension(d)
         elif isinstance(d, ast.Wildcard):
             plan.group_all = True
         elif isinstance(d, ast.VarRef):
@@ -276,6 +261,27 @@ def compile_select(stmt: ast.SelectStatement, max_buckets: int = 1_000_000) -> S
         plan.fill = stmt.fill.mode
         plan.fill_value = stmt.fill.value
     return plan
+
+
+def time_dimension(d: ast.Call) -> tuple[int, int]:
+    """``(every, offset)`` ns of a ``GROUP BY time(every[, offset])`` dimension."""
+    if not d.args or not isinstance(d.args[0], ast.DurationLiteral):
+        raise StatementError("time dimension expected 1 or 2 arguments")
+    every, offset = d.args[0].ns, 0
+    if every < 0:
+        raise StatementError("time dimension must have positive duration")
+    # GROUP BY time(0s) means one window over the whole range, as in InfluxDB.
+    if len(d.args) > 1:
+        a = d.args[1]
+        if isinstance(a, ast.DurationLiteral):
+            offset = a.ns
+        elif isinstance(a, ast.UnaryExpr) and isinstance(a.expr, ast.DurationLiteral):
+            offset = -a.expr.ns
+        elif isinstance(a, ast.Call) and a.name == "now":
+            offset = 0
+        else:
+            raise StatementError("time dimension offset must be duration or now()")
+    return every, offset
 
 
 # Functions that only take numbers: a wildcard argument skips string and boolean fields for them.

@@ -36,7 +36,7 @@ from chronosdb.query.influxql import ast
 from chronosdb.query.influxql.durations import parse_time
 from chronosdb.storage.engine import MAX_TIME, MIN_TIME
 
-__all__ = ["Condition", "analyze", "eval_residual", "eval_point", "MIN_TIME", "MAX_TIME",
+__all__ = ["Condition", "analyze", "analyze_conjuncts", "conjuncts", "eval_residual", "eval_point", "MIN_TIME", "MAX_TIME",
            "references_time", "var_refs"]
 
 _EQ_OPS = ("=", "!=", "<>")
@@ -207,9 +207,19 @@ def analyze(expr: Optional[ast.Expr], *, now: int, is_tag: Callable[[str], bool]
     ``is_tag(name)`` says whether an identifier is a tag of the measurement; ``::tag`` and
     ``::field`` on the reference override it. Raises BadRequest for ``time`` under OR, ``!=``
     on time and time compared with something that is not a time."""
+    return analyze_conjuncts(_conjuncts(expr) if expr is not None else [], now=now, is_tag=is_tag)
+
+
+def conjuncts(expr: Optional[ast.Expr]) -> list:
+    """The operands of the condition's top-level AND (none for no condition)."""
+    return _conjuncts(expr) if expr is not None else []
+
+
+def analyze_conjuncts(parts: list, *, now: int, is_tag: Callable[[str], bool]) -> Condition:
+    """``analyze`` of the AND of ``parts`` (as ``conjuncts`` splits it)."""
     low, high, has_min, has_max = MIN_TIME, MAX_TIME, False, False
     tags, rest = [], []
-    for c in (_conjuncts(expr) if expr is not None else []):
+    for c in parts:
         if isinstance(c, ast.BinaryExpr) and c.op in ast.COMPARISON_OPS and (
                 _is_time(c.lhs) or _is_time(c.rhs)):
             lo, hi, hmin, hmax = _time_bound(c, now)

@@ -26,10 +26,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from chronosdb.model.errors import ChronosError
 from chronosdb.model.fieldtype import FieldType
 from chronosdb.query import condition as cond_mod
-from chronosdb.query.compile import SelectPlan, call_key
+from chronosdb.query.compile import SelectPlan, call_key, compile_select, time_dimension
 from chronosdb.query.influxql import ast
+from chronosdb.query.influxql.cache import node_builder, node_ids
+from chronosdb.query.meta import StatementError
 from chronosdb.query.results import Series
 from chronosdb.query.windowcells import merge_cells, plain_window_calls, point_cells, window_columns
 
@@ -53,25 +56,90 @@ def answer(plan: SelectPlan, reader, db: str | None, rp: str | None, now: int, l
     """The statement's series, or None when the general executor must answer it."""
     if not _plan_fits(plan):
         return None
-    stmt = plan.stmt
-    src = stmt.sources[0]
+    return _answer(plan, _calls(plan), plan.every, plan.offset,
+                   cond_mod.conjuncts(plan.stmt.condition), reader, db, rp, now, limits,
+                   check_cancel)
+
+
+def _calls(plan: SelectPlan) -> list:
+    return [(c.name, call_key(c.expr)) for c in plan.columns]
+
+
+class PreparedWindowQuery:
+    """A query shape the direct path answers, run from its literal values alone.
+
+    Dashboards send one shape again and again with new time bounds and tag values. The parsed
+    statement cache (``StatementCache.prepared``) hands ``prepare`` the shape's cold parse and
+    the slot of each lifted literal once; what does not depend on the literals (the compiled
+    columns and calls, the source, the fill) is kept, and per query only the WHERE conjuncts and
+    the time() dimension are rebuilt from the slot values (by the cache's own node builders),
+    then analysed by the same ``condition`` and ``compile`` code as every statement. Literal
+    slots anywhere else (a function argument, say) make the shape unpreparable."""
+
+    __slots__ = ("plan", "calls", "source", "dimension", "conjuncts")
+
+    def __init__(self, plan, calls, source, dimension, conjuncts):
+        self.plan, self.calls, self.source = plan, calls, source
+        self.dimension, self.conjuncts = dimension, conjuncts
+
+    @classmethod
+    def prepare(cls, statements, slot_of) -> "PreparedWindowQuery | None":
+        if len(statements) != 1 or type(statements[0]) is not ast.SelectStatement:
+            return None
+        stmt = statements[0]
+        try:
+            plan = compile_select(stmt)
+        except (StatementError, ChronosError):
+            return None
+        if not _plan_fits(plan) or len(stmt.dimensions) != 1:
+            return None
+        in_slots = set()
+        for part in (stmt.fields, stmt.sources, stmt.fill):
+            node_ids(part, in_slots)
+        if any(i in slot_of for i in in_slots):
+            return None
+
+        def builder(node):
+            return node_builder(node, slot_of) or (lambda values, node=node: node)
+
+        return cls(plan, _calls(plan), stmt.sources[0], builder(stmt.dimensions[0]),
+                   [builder(c) for c in cond_mod.conjuncts(stmt.condition)])
+
+    def database(self, default_db: str | None) -> str | None:
+        """The database the query reads (its authorization is the caller's)."""
+        return self.source.database or default_db
+
+    def answer(self, values: list, reader, db: str | None, rp: str | None, now: int, limits,
+               check_cancel) -> list[Series] | None:
+        """What ``answer`` gives for the statement of this shape with these slot values."""
+        try:
+            every, offset = time_dimension(self.dimension(values))
+        except StatementError:
+            return None
+        if not every:
+            return None
+        return _answer(self.plan, self.calls, every, offset, [b(values) for b in self.conjuncts],
+                       reader, db, rp, now, limits, check_cancel)
+
+
+def _answer(plan, calls, every, off, conjuncts, reader, db, rp, now, limits, check_cancel):
+    src = plan.stmt.sources[0]
     db = src.database or db
     rp = src.retention_policy or rp
     if not db or db not in reader.databases():
         return None
     m = src.name.encode()
     tag_keys, ftypes = reader.schema(db, m)
-    calls = []
-    for c in plan.columns:
-        key = call_key(c.expr)
+    for _n, key in calls:
         if key.field in tag_keys or ftypes.get(key.field) not in _NUMERIC:
             return None
-        calls.append((c.name, key))
-    cond = cond_mod.analyze(stmt.condition, now=now, is_tag=tag_keys.__contains__)
+    try:
+        cond = cond_mod.analyze_conjuncts(conjuncts, now=now, is_tag=tag_keys.__contains__)
+    except ChronosError:
+        return None   # the general path raises it
     if cond.residual is not None or not (cond.has_min and cond.has_max):
         return None
     lo, hi = cond.min_time, cond.max_time
-    every, off = plan.every, plan.offset
     start = ((lo - off) // every) * every + off
     nwin = (hi - start) // every + 1
     if lo > hi or nwin <= 0 or nwin > limits.max_buckets:
@@ -93,7 +161,7 @@ def answer(plan: SelectPlan, reader, db: str | None, rp: str | None, now: int, l
     points = sum(int(mc.count.sum()) for mc in merged.values())
     if limits.max_points and points > limits.max_points:
         return None
-    out = window_columns(plan, merged, ftypes, start, every, nwin)
+    out = window_columns(plan, merged, ftypes, start, every, nwin, calls)
     return [Series(src.name, None, times, cols) for _g, times, cols in out]
 
 

@@ -114,12 +114,14 @@ def plain_window_calls(plan) -> bool:
     return True
 
 
-def window_columns(plan, merged: dict, ftypes: dict, start: int, every: int, nwin: int):
+def window_columns(plan, merged: dict, ftypes: dict, start: int, every: int, nwin: int,
+                   calls=None):
     """``[(group, times, columns)]`` for every group with a point, from merged (ngroups, nwin)
     cells per field (a field absent from ``merged`` has no point in the range: its calls are
     null columns), for a plan ``plain_window_calls`` accepts. What ``_shape_aggregate`` gives
     for such plans: fill(null) keeps every window (an empty one counts 0 for count()),
-    fill(none) keeps the windows where some column has a value."""
+    fill(none) keeps the windows where some column has a value. ``calls``: the columns'
+    ``(name, CallKey)`` if the caller has them."""
     valid_of, n_valid_of = {}, {}
     any_valid = None
     for f, mc in merged.items():
@@ -132,14 +134,13 @@ def window_columns(plan, merged: dict, ftypes: dict, start: int, every: int, nwi
     n_any = np.count_nonzero(any_valid, axis=1)
     all_times = start + np.arange(nwin, dtype=np.int64) * every
     cols = []   # per output column: (name, kind, values 2D, field or None, null value)
-    for c in plan.columns:
-        key = call_key(c.expr)
+    for name, key in (calls if calls is not None else [(c.name, call_key(c.expr)) for c in plan.columns]):
         mc = merged.get(key.field)
         if mc is None:
-            cols.append((c.name, "float", None, None, None))
+            cols.append((name, "float", None, None, None))
             continue
         vals, _valid, ft, null_value = call_cells(key.func, mc, ftypes[key.field])
-        cols.append((c.name, _KIND[ft], vals, key.field, null_value))
+        cols.append((name, _KIND[ft], vals, key.field, null_value))
     none = plan.fill == "none"
     out = []
     for g in np.flatnonzero(n_any).tolist():

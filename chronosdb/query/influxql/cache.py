@@ -90,7 +90,7 @@ class _Rebind(Exception):
     """This text cannot use the template; parse it cold."""
 
 
-def _builder(node, slot_of):
+def node_builder(node, slot_of):
     """A function ``values -> copy of node`` with slot nodes replaced, or None if ``node`` holds
     no slot (then the node itself is reused: it is immutable)."""
     slot = slot_of.get(id(node))
@@ -105,7 +105,7 @@ def _builder(node, slot_of):
         cls = type(node)
     else:
         return None
-    subs = [(i, b) for i, b in ((i, _builder(v, slot_of)) for i, v in enumerate(items)) if b is not None]
+    subs = [(i, b) for i, b in ((i, node_builder(v, slot_of)) for i, v in enumerate(items)) if b is not None]
     if not subs:
         return None
     if cls is tuple or cls is list:
@@ -124,22 +124,22 @@ def _builder(node, slot_of):
     return build_node
 
 
-def _walk_ids(node, out: set) -> None:
+def node_ids(node, out: set) -> None:
     out.add(id(node))
     if isinstance(node, (tuple, list)):
         for v in node:
-            _walk_ids(v, out)
+            node_ids(v, out)
     elif hasattr(node, "__dataclass_fields__"):
         for n in node.__dataclass_fields__:
-            _walk_ids(getattr(node, n), out)
+            node_ids(getattr(node, n), out)
 
 
 class _Template:
-    __slots__ = ("build", "makers", "fixed")
+    __slots__ = ("build", "makers", "fixed", "statements", "slot_of", "prepared")
 
     def __init__(self, statements, text, raws, sites):
         in_tree: set = set()
-        _walk_ids(statements, in_tree)
+        node_ids(statements, in_tree)
         by_offset = {}
         for key, (loc, raw, node) in sites.items():
             if key in in_tree:
@@ -156,11 +156,17 @@ class _Template:
             makers.append(maker)
             if maker is None:
                 fixed.append((i, raw))
-        self.build = _builder(statements, slot_of) or (lambda values, s=statements: list(s))
+        self.build = node_builder(statements, slot_of) or (lambda values, s=statements: list(s))
         self.makers = makers
         self.fixed = tuple(fixed)
+        # For a prepared form of this shape (``prepare``): the cold parse and its slots.
+        self.statements = statements
+        self.slot_of = slot_of
+        self.prepared = _UNPREPARED
 
-    def bind(self, raws):
+    def values(self, raws) -> list:
+        """The slot values of a text of this shape (None where a token is fixed); _Rebind
+        when the text cannot use the template."""
         for i, raw in self.fixed:
             if raws[i] != raw:
                 raise _Rebind
@@ -173,7 +179,13 @@ class _Template:
                 values.append(maker(raw))
             except ValueError:
                 raise _Rebind from None
-        return self.build(values)
+        return values
+
+    def bind(self, raws):
+        return self.build(self.values(raws))
+
+
+_UNPREPARED = object()
 
 
 class StatementCache:
@@ -212,6 +224,32 @@ class StatementCache:
 
     def parse(self, text: str) -> list:
         return self.parse_keyed(text)[0]
+
+    def prepared(self, text: str, prepare):
+        """``(prepared form, slot values, shape)`` of a text whose shape is cached, without
+        building its statements; None when the shape is not cached yet, the text cannot use the
+        template (then ``parse_keyed`` answers, errors included), or ``prepare`` declined it.
+
+        ``prepare(statements, slot_of)`` is called once per shape with the cold parse and the
+        slot of each literal node (``id(node) -> index``); its result is kept with the template,
+        None included."""
+        if not isinstance(text, str) or len(text) > MAX_TEXT_LENGTH or "\0" in text:
+            return None
+        key, raws = shape_of(text)
+        entry = self._get(key)
+        if entry is None:
+            return None
+        form = entry.prepared
+        if form is _UNPREPARED:
+            form = entry.prepared = prepare(entry.statements, entry.slot_of)
+        if form is None:
+            return None
+        try:
+            values = entry.values(raws)
+        except _Rebind:
+            return None
+        self.hits += 1
+        return form, values, key
 
     def parse_keyed(self, text: str) -> tuple[list, object]:
         """``(statements, shape)``: the shape is the cache key the text fell under (texts of

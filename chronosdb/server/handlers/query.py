@@ -28,10 +28,12 @@ from collections import OrderedDict
 from chronosdb.ext import resultenc
 from chronosdb.model.errors import BadRequest
 from chronosdb.query import statements
-from chronosdb.query.influxql import ParseError, ast, parse_keyed
+from chronosdb.query.direct import PreparedWindowQuery
+from chronosdb.query.executor import Limits
+from chronosdb.query.influxql import ParseError, ast, default_cache, parse, parse_keyed
 from chronosdb.query.params import bind as bind_params
 from chronosdb.query.params import parse_params
-from chronosdb.query.results import EPOCHS
+from chronosdb.query.results import EPOCHS, StatementResult
 from chronosdb.server.http.messages import HttpError, Response
 
 DEFAULT_CHUNK_SIZE = 10_000
@@ -129,13 +131,21 @@ async def handle_query(server, req) -> Response:
     epoch = params.get("epoch") or None
     if epoch is not None and epoch not in EPOCHS:
         epoch = "ns"  # InfluxDB 1.x answers nanoseconds for an epoch it does not know
-    try:
-        stmts, shape = parse_keyed(q)
-    except ParseError as e:
-        raise BadRequest(f"error parsing query: {e}") from None
-    if "$" in q:  # bound parameters ($name) take their values from params={...}
-        stmts = bind_params(stmts, parse_params(params.get("params")))
     chunked = params.get("chunked", "").lower() == "true"
+    accept = req.headers.get("accept", "")
+    prepared = None
+    if not chunked and "$" not in q and "csv" not in accept:
+        # a shape the direct path knows: no statement is built unless it declines
+        prepared = default_cache.prepared(q, PreparedWindowQuery.prepare)
+    if prepared is None:
+        try:
+            stmts, shape = parse_keyed(q)
+        except ParseError as e:
+            raise BadRequest(f"error parsing query: {e}") from None
+        if "$" in q:  # bound parameters ($name) take their values from params={...}
+            stmts = bind_params(stmts, parse_params(params.get("params")))
+    else:
+        stmts, shape = None, prepared[2]
     chunk_size = DEFAULT_CHUNK_SIZE
     if chunked and params.get("chunk_size"):
         try:
@@ -150,13 +160,26 @@ async def handle_query(server, req) -> Response:
                                   StatementAuth(server, principal), limits=server.query_limits,
                                   check_cancel=budget, queries=server.queries)
     try:
-        return await _answer(server, req, params, stmts, ctx, epoch, chunked, chunk_size, shape, budget)
+        return await _answer(server, req, params, stmts, ctx, epoch, chunked, chunk_size, shape, budget,
+                             prepared, q)
     finally:
         server.queries.finish(running)
 
 
+def _run_prepared(prepared, ctx) -> list | None:
+    """The results of a prepared direct-path query, or None when the direct path declines."""
+    form, values, _shape = prepared
+    db = form.database(ctx.db)
+    if not db:
+        return None
+    ctx.auth.require("read", db)
+    series = form.answer(values, ctx.reader, ctx.db, ctx.rp, ctx.now, ctx.limits or Limits(),
+                         ctx.check_cancel)
+    return None if series is None else [StatementResult(0, series)]
+
+
 async def _answer(server, req, params, stmts, ctx, epoch, chunked, chunk_size, shape=None,
-                  budget=None) -> Response:
+                  budget=None, prepared=None, q=None) -> Response:
     accept = req.headers.get("accept", "")
     if "application/csv" in accept or "text/csv" in accept:
         def work():
@@ -170,10 +193,13 @@ async def _answer(server, req, params, stmts, ctx, epoch, chunked, chunk_size, s
     def work(ctx):
         # one trip to the worker pool: execute and encode together; timed without the trip
         t0 = time.perf_counter()
-        body = resultenc.encode_results(statements.execute(stmts, ctx), epoch, pretty)
+        results = _run_prepared(prepared, ctx) if prepared is not None else None
+        if results is None:
+            results = statements.execute(stmts if stmts is not None else parse(q), ctx)
+        body = resultenc.encode_results(results, epoch, pretty)
         return body, time.perf_counter() - t0
 
-    if budget is not None and shape in fast_shapes and _read_only(stmts):
+    if budget is not None and shape in fast_shapes and (stmts is None or _read_only(stmts)):
         budget.deadline = time.perf_counter() + INLINE_BUDGET
         try:
             body, took = work(ctx)
