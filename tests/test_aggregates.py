@@ -78,6 +78,17 @@ def test_window_cells_match_twin_and_the_single_kernels():
             _eq(col[rows >= 0], v[rows[rows >= 0]])
 
 
+def test_window_cells_signed_zero_and_nan_edges():
+    v = np.array([-0.0, -0.0, np.nan, 2.0, np.nan, -0.0, 0.0], dtype=np.float64)
+    b = np.array([0, 2, 3, 5, 7], dtype=np.int64)
+    count, total, mn, mx, first, last = K.window_cells(v, b)
+    np.testing.assert_array_equal(np.signbit(total), np.signbit(K.window_sum(v, b)))
+    for want_max, col in ((False, mn), (True, mx)):
+        rows = K.window_select(v, b, want_max)
+        np.testing.assert_array_equal(np.signbit(col), np.signbit(v[rows]))
+        np.testing.assert_array_equal(np.isnan(col), np.isnan(v[rows]))
+
+
 def test_group_mode_matches_twin():
     for kind, t, v, b in _cases():
         if kind == "float":

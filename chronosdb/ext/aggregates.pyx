@@ -113,20 +113,18 @@ def window_cells(const num_t[::1] values, const int64_t[::1] bounds):
     float64 for floats and int64 otherwise; min/max/first/last keep the values' type.
     """
     _check_bounds(bounds, values.shape[0])
-    cdef Py_ssize_t nwin = bounds.shape[0] - 1, w, i, a, b, lo_i, hi_i
+    cdef Py_ssize_t nwin = bounds.shape[0] - 1, w, i, a, b
     dt = np.float64 if num_t is double else (np.int64 if num_t is int64_t else np.uint8)
     count = np.zeros(nwin, dtype=np.int64)
     total = np.zeros(nwin, dtype=np.float64 if num_t is double else np.int64)
-    mins = np.zeros(nwin, dtype=dt)
-    maxs = np.zeros(nwin, dtype=dt)
-    firsts = np.zeros(nwin, dtype=dt)
-    lasts = np.zeros(nwin, dtype=dt)
+    cells = np.zeros((4, nwin), dtype=dt)   # min, max, first, last
     cdef int64_t[::1] oc = count
-    cdef num_t[::1] omin = mins, omax = maxs, ofirst = firsts, olast = lasts
+    cdef num_t[:, ::1] oc4 = cells
     cdef double[::1] osf
     cdef int64_t[::1] osi
     cdef double fs
     cdef uint64_t us
+    cdef num_t x, mn, mx
     if num_t is double:
         osf = total
     else:
@@ -138,37 +136,36 @@ def window_cells(const num_t[::1] values, const int64_t[::1] bounds):
             oc[w] = b - a
             if a == b:
                 continue
-            lo_i = a
-            hi_i = a
+            mn = values[a]
+            mx = mn
             if num_t is double:
                 fs = 0.0
-                for i in range(a, b):
-                    fs += values[i]
-                    if i == a or isnan(values[i]):
-                        continue
-                    if isnan(values[lo_i]):
-                        lo_i = i
-                    elif values[i] < values[lo_i]:
-                        lo_i = i
-                    if isnan(values[hi_i]):
-                        hi_i = i
-                    elif values[i] > values[hi_i]:
-                        hi_i = i
+                fs += mn   # from zero, as window_sum: -0.0 alone sums to 0.0
+                for i in range(a + 1, b):
+                    x = values[i]
+                    fs += x
+                    # NaN loses: a comparison with NaN is false; a NaN best so far takes any
+                    # number. Strict comparisons keep the earliest of equal values.
+                    if x < mn or (mn != mn and x == x):
+                        mn = x
+                    if x > mx or (mx != mx and x == x):
+                        mx = x
                 osf[w] = fs
             else:
-                us = 0
-                for i in range(a, b):
-                    us += <uint64_t> values[i]
-                    if values[i] < values[lo_i]:
-                        lo_i = i
-                    if values[i] > values[hi_i]:
-                        hi_i = i
+                us = <uint64_t> mn
+                for i in range(a + 1, b):
+                    x = values[i]
+                    us += <uint64_t> x
+                    if x < mn:
+                        mn = x
+                    if x > mx:
+                        mx = x
                 osi[w] = <int64_t> us
-            omin[w] = values[lo_i]
-            omax[w] = values[hi_i]
-            ofirst[w] = values[a]
-            olast[w] = values[b - 1]
-    return count, total, mins, maxs, firsts, lasts
+            oc4[0, w] = mn
+            oc4[1, w] = mx
+            oc4[2, w] = values[a]
+            oc4[3, w] = values[b - 1]
+    return count, total, cells[0], cells[1], cells[2], cells[3]
 
 
 def window_moments(const num_t[::1] values, const int64_t[::1] bounds):

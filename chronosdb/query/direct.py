@@ -167,18 +167,26 @@ def _answer(plan, calls, every, off, conjuncts, reader, db, rp, now, limits, che
 
 def _one_series(views, sid, fields, lo, hi, start, every, nwin):
     """{field: cells} of one series from its merged points (what the general path's per-series
-    route feeds its partials), or None where a whole block lies inside a window: the general
-    path answers that block from its stats without decoding it."""
+    route feeds its partials).
+
+    Windows shorter than the stored blocks (the dashboard case) hold no whole block, so the
+    points are read straight away. Otherwise a block may lie inside a window, which the general
+    path answers from its stats without decoding it: ``read_with_stats`` tells, and the direct
+    path declines (None) where it does."""
+    if not all(hasattr(v, "read_with_stats") for v in views):
+        return None
+    points_only = _windows_shorter_than_blocks(views, sid, fields[0].encode(), every)
     out = {}
     for f in fields:
         fb = f.encode()
         parts_t, parts_v = [], []
         for v in views:
-            if not hasattr(v, "read_with_stats"):
-                return None
-            stats, rest = v.read_with_stats(sid, fb, lo, hi, every, start % every)
-            if stats is not None:
-                return None
+            if points_only:
+                rest = v.scan(sid, fb, lo, hi)
+            else:
+                stats, rest = v.read_with_stats(sid, fb, lo, hi, every, start % every)
+                if stats is not None:
+                    return None
             if rest is not None and len(rest[0]):
                 parts_t.append(rest[0])
                 parts_v.append(rest[1])
@@ -189,6 +197,17 @@ def _one_series(views, sid, fields, lo, hi, start, every, nwin):
         values = parts_v[0] if len(parts_v) == 1 else np.concatenate(parts_v)
         out[f] = point_cells(times, values, start, every, nwin)
     return out
+
+
+def _windows_shorter_than_blocks(views, sid: int, field: bytes, every: int) -> bool:
+    """Whether ``every`` is under the median time span of the series' stored blocks (the first
+    segment file holding it answers; True when none does: the points are in caches)."""
+    for v in views:
+        for h in v.segments:
+            span = h.reader.median_block_span(sid, field)
+            if span is not None:
+                return every < span
+    return True
 
 
 def _many_series(views, sid_list, fields, lo, hi, start, every, nwin):
