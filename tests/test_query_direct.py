@@ -11,12 +11,11 @@ checks that it did each.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import orjson
 import pytest
-from queryhelp import AllowAll
+from queryhelp import AllowAll, assert_series_close
 
 from chronosdb.ext import resultenc
 from chronosdb.model.batch import FieldColumn, WriteBatch
@@ -66,21 +65,8 @@ def engine(tmp_path_factory):
     e.close()
 
 
-def _close(a, b) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        if a is None or b is None:
-            return a is b
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
-    return a == b
-
-
 def _assert_same(got: dict, want: dict) -> None:
-    assert [(s["name"], s.get("tags"), s["columns"]) for s in got.get("series", [])] == \
-           [(s["name"], s.get("tags"), s["columns"]) for s in want.get("series", [])]
-    for x, y in zip(got.get("series", []), want.get("series", [])):
-        assert [r[0] for r in x["values"]] == [r[0] for r in y["values"]]
-        for ra, rb in zip(x["values"], y["values"]):
-            assert all(_close(p, q) for p, q in zip(ra, rb)), (ra, rb)
+    assert_series_close(got.get("series", []), want.get("series", []))
 
 
 def _both(engine, q: str, now: int = 0):

@@ -9,11 +9,10 @@ them), several shards, NaN-free random walks with repeated values (ties for min/
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
-from queryhelp import AllowAll, answer
+from queryhelp import AllowAll, answer, assert_series_close
 
 from chronosdb.ext import resultenc
 from chronosdb.model.batch import FieldColumn, WriteBatch
@@ -57,25 +56,11 @@ def engine(tmp_path_factory):
     e.close()
 
 
-def _close(a, b) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        if a is None or b is None:
-            return a is b
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
-    return a == b
-
-
 def _assert_same(fused: dict, plain: dict) -> None:
     assert fused.keys() == plain.keys()
     for ra, rb in zip(fused["results"], plain["results"]):
         assert ra.get("error") == rb.get("error")
-        sa, sb = ra.get("series", []), rb.get("series", [])
-        assert [(s["name"], s.get("tags"), s["columns"]) for s in sa] == \
-               [(s["name"], s.get("tags"), s["columns"]) for s in sb]
-        for x, y in zip(sa, sb):
-            assert len(x["values"]) == len(y["values"])
-            for row_a, row_b in zip(x["values"], y["values"]):
-                assert all(_close(p, q) for p, q in zip(row_a, row_b)), (row_a, row_b)
+        assert_series_close(ra.get("series", []), rb.get("series", []))
 
 
 START = "'2016-01-07T00:00:00Z'"

@@ -42,6 +42,7 @@ HELP = {
     "subscription_bodies_dropped_total": ("counter", "Write bodies dropped because a destination's queue was full"),
     "subscription_queue_depth": ("gauge", "Write bodies waiting in a subscription destination's queue"),
     "queries_inline_total": ("counter", "Queries answered on the event loop (their shape runs fast)"),
+    "queries_prepared_total": ("counter", "Queries answered from a prepared shape by the direct path, no statement built"),
     "queries_inline_over_budget_total": ("counter", "Inline queries that ran past the budget and started over in the pool"),
 }
 

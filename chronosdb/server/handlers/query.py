@@ -194,7 +194,9 @@ async def _answer(server, req, params, stmts, ctx, epoch, chunked, chunk_size, s
         # one trip to the worker pool: execute and encode together; timed without the trip
         t0 = time.perf_counter()
         results = _run_prepared(prepared, ctx) if prepared is not None else None
-        if results is None:
+        if results is not None:
+            server.metrics.inc("queries_prepared_total")
+        else:
             results = statements.execute(stmts if stmts is not None else parse(q), ctx)
         body = resultenc.encode_results(results, epoch, pretty)
         return body, time.perf_counter() - t0
