@@ -127,11 +127,11 @@ def window_columns(plan, merged: dict, ftypes: dict, start: int, every: int, nwi
     for f, mc in merged.items():
         valid = mc.count > 0
         valid_of[f] = valid
-        n_valid_of[f] = np.count_nonzero(valid, axis=1)
+        n_valid_of[f] = _row_counts(valid)
         any_valid = valid if any_valid is None else any_valid | valid
     if any_valid is None:
         return []
-    n_any = np.count_nonzero(any_valid, axis=1)
+    n_any = _row_counts(any_valid)
     all_times = start + np.arange(nwin, dtype=np.int64) * every
     cols = []   # per output column: (name, kind, values 2D, field or None, null value)
     for name, key in (calls if calls is not None else [(c.name, call_key(c.expr)) for c in plan.columns]):
@@ -143,7 +143,7 @@ def window_columns(plan, merged: dict, ftypes: dict, start: int, every: int, nwi
         cols.append((name, _KIND[ft], vals, key.field, null_value))
     none = plan.fill == "none"
     out = []
-    for g in np.flatnonzero(n_any).tolist():
+    for g in [g for g, n in enumerate(n_any) if n]:
         keep = None
         times = all_times
         if none and n_any[g] < nwin:
@@ -170,3 +170,11 @@ def window_columns(plan, merged: dict, ftypes: dict, start: int, every: int, nwi
                 row.append(Column(name, v, valid, kind))
         out.append((g, times, row))
     return out
+
+
+def _row_counts(mask: np.ndarray) -> list:
+    """True cells per row of a 2-D bool array (one row, the direct path's case, without numpy's
+    slow axis reduction)."""
+    if mask.shape[0] == 1:
+        return [int(np.count_nonzero(mask[0]))]
+    return mask.sum(axis=1).tolist()
