@@ -18,8 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chronosdb.ext import scanagg
 from chronosdb.ext.merge import tombstone_keep
+from chronosdb.model.fieldtype import FieldType
 from chronosdb.model.strings import StringArray
+from chronosdb.storage.shard import merge_columns
 
 _STAT_FIELDS = ("min_time", "max_time", "count", "sum", "min", "max", "first", "last")
 
@@ -203,8 +206,6 @@ class ShardView:
 
     def scan(self, sid: int, field: bytes, min_time: int | None = None, max_time: int | None = None):
         """(times, values) of one series+field in the inclusive range, merged; None if none."""
-        from chronosdb.storage.shard import merge_columns
-
         lo = self.start if min_time is None else max(min_time, self.start)
         hi = self.end - 1 if max_time is None else min(max_time, self.end - 1)
         if lo > hi:
@@ -233,8 +234,6 @@ class ShardView:
         one window of ``every`` ns (shifted by ``offset``) when ``every`` is set, no tombstone
         touches it and no other source holds points of this series+field in its time span.
         """
-        from chronosdb.storage.shard import merge_columns
-
         lo, hi = max(min_time, self.start), min(max_time, self.end - 1)
         if lo > hi:
             return None, None
@@ -294,9 +293,6 @@ class ShardView:
         overlap in time (newest-wins would be needed), or the field is not numeric. The caller then
         takes the per-series path for this self.
         """
-        from chronosdb.ext import scanagg
-        from chronosdb.model.fieldtype import FieldType
-
         sidset = set(sids)
         for t in self.tombstones:
             if any(s in t.series for s in sidset):
@@ -403,8 +399,6 @@ class ShardView:
         """The first (or last) ``k`` points of a series+field in the range, merged as ``scan``
         would, decoding only the blocks at that edge. Falls back to ``scan`` when tombstones
         touch the series (they could hide points the edge blocks were counted on)."""
-        from chronosdb.storage.shard import merge_columns
-
         lo, hi = max(min_time, self.start), min(max_time, self.end - 1)
         if lo > hi:
             return None
@@ -502,7 +496,6 @@ def _disjoint_sorted(runs_t) -> bool:
 
 
 def _concat_runs(ftype, runs_t, runs_v):
-    from chronosdb.model.fieldtype import FieldType
 
     t = np.concatenate(runs_t)
     if ftype is FieldType.STRING:
