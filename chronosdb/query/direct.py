@@ -8,19 +8,22 @@ The query Grafana panels and TSBS's single-groupby types send most often is
 It touches a few hundred points, so its cost is the executor's generality, not the scan: the
 general path groups series, probes block spans, builds a partial per call and shapes the answer
 through the math/fill/transform machinery, about a hundred Python steps for one small answer.
-Here the compiled plan is checked once against a narrow shape, the series come from the index,
-each (shard, field) goes through ``ShardView.window_aggregate`` with every series in one group,
-and the cells are finalized with the same code as the executor's fused path
-(``query.windowcells``).
+Here the compiled plan is checked once against a narrow shape, the series come from the index
+as an array, and the cells come from one series' merged points folded by one
+``aggregates.window_cells`` pass, or, for several series taken as one group, from the fused
+kernel (``ShardView.window_aggregate``); they are finalized and shaped by the same code as the
+executor's fused path (``query.windowcells``). ``PreparedWindowQuery`` runs a cached shape from
+its literal values without building the statement.
 
 Exactness is kept by refusing rather than approximating: ``answer`` returns None, and the caller
 runs the general executor, whenever anything falls outside the shape — GROUP BY tags, tz(),
 LIMIT/OFFSET/ORDER BY DESC, fill other than null/none, math or transforms, a call other than
 count/sum/mean/min/max/first/last/spread on one numeric field, a field condition, a missing time
-bound, an unknown database or rp, no matching series, a limit that would be exceeded (the general
-path raises the error), or a shard view the fused kernel cannot answer (cache points or
-tombstones in the range, overlapping segment files). The differential tests
-(tests/test_query_direct.py) hold both paths to the same answer.
+bound, an unknown database or rp, no matching series, a field without points in the range, a
+limit that would be exceeded (the general path raises the error), a block lying inside a window
+(the general path answers it from its stats), or, for several series, a shard view the fused
+kernel cannot answer (cache points or tombstones in the range, overlapping segment files). The
+differential tests (tests/test_query_direct.py) hold both paths to the same answer.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from chronosdb.query.influxql.cache import node_builder, node_ids
 from chronosdb.query.meta import StatementError
 from chronosdb.query.results import Series
 from chronosdb.query.windowcells import merge_cells, plain_window_calls, point_cells, window_columns
+from chronosdb.storage.api import median_block_span
 
 _NUMERIC = (FieldType.FLOAT, FieldType.INTEGER)
 
@@ -175,7 +179,8 @@ def _one_series(views, sid, fields, lo, hi, start, every, nwin):
     path declines (None) where it does."""
     if not all(hasattr(v, "read_with_stats") for v in views):
         return None
-    points_only = _windows_shorter_than_blocks(views, sid, fields[0].encode(), every)
+    span = median_block_span(views, sid, fields[0].encode())
+    points_only = span is None or every < span   # None: the points are in caches only
     out = {}
     for f in fields:
         fb = f.encode()
@@ -197,17 +202,6 @@ def _one_series(views, sid, fields, lo, hi, start, every, nwin):
         values = parts_v[0] if len(parts_v) == 1 else np.concatenate(parts_v)
         out[f] = point_cells(times, values, start, every, nwin)
     return out
-
-
-def _windows_shorter_than_blocks(views, sid: int, field: bytes, every: int) -> bool:
-    """Whether ``every`` is under the median time span of the series' stored blocks (the first
-    segment file holding it answers; True when none does: the points are in caches)."""
-    for v in views:
-        for h in v.segments:
-            span = h.reader.median_block_span(sid, field)
-            if span is not None:
-                return every < span
-    return True
 
 
 def _many_series(views, sid_list, fields, lo, hi, start, every, nwin):

@@ -46,6 +46,7 @@ from chronosdb.query.userregex import compile_user_regex
 from chronosdb.query.windowcells import (CELL_FUNCS, call_cells, merge_cells, plain_window_calls,
                                          window_columns)
 from chronosdb.storage.engine import MAX_TIME, MIN_TIME
+from chronosdb.storage.api import median_block_span
 from chronosdb.storage.shard_read import BlockStats
 
 KIND = {FieldType.FLOAT: "float", FieldType.INTEGER: "integer", FieldType.BOOLEAN: "boolean",
@@ -386,15 +387,12 @@ class SelectExecutor:
                 return False
         if not all(hasattr(v, "window_aggregate") for v in views):
             return False  # e.g. a subquery's in-memory source
-        probe = plan.calls[0].field.encode()
-        for v in views:
-            for h in v.segments:
-                span = h.reader.median_block_span(int(sids[0]), probe)
-                if span is not None:
-                    if len(sids) == 1 and (lo is None or hi is None or hi - lo <= span):
-                        return False
-                    return plan.every < span
-        return False
+        span = median_block_span(views, int(sids[0]), plan.calls[0].field.encode())
+        if span is None:
+            return False
+        if len(sids) == 1 and (lo is None or hi is None or hi - lo <= span):
+            return False
+        return plan.every < span
 
     def _fused_groups(self, plan, views, groups, sids, series_tags, ftypes, cond, lo, hi, is_tag):
         start, every, nwin = self._grid(plan, lo, hi)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from chronosdb.storage.engine import MAX_TIME, MIN_TIME, Engine
-from chronosdb.storage.shard_read import BlockStats, ShardView
+from chronosdb.storage.shard_read import BlockStats, ShardView, median_block_span
 
-__all__ = ["StorageReader", "ShardView", "BlockStats"]
+__all__ = ["StorageReader", "ShardView", "BlockStats", "median_block_span"]
 
 
 class _PinnedViews:

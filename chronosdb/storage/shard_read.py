@@ -64,6 +64,18 @@ def _window_aggregate_split(scanagg, r, ftype, cols, starts, egroup, lo, hi, sta
                                       for f in scanagg.WindowAggregates.__slots__))
 
 
+def median_block_span(views, sid: int, field: bytes) -> int | None:
+    """The median time span of a series+field's stored blocks, from the first segment file
+    (oldest shard first) that holds it; None when none does (its points are in caches only).
+    What the query paths probe to tell windows shorter than a block from longer ones."""
+    for v in views:
+        for h in v.segments:
+            span = h.reader.median_block_span(sid, field)
+            if span is not None:
+                return span
+    return None
+
+
 def _take(v, idx):
     return v.take(idx) if isinstance(v, StringArray) else v[idx]
 
