@@ -118,7 +118,9 @@ class _Ticker:
             if fut.done():          # the session went away meanwhile
                 continue
             try:
-                entries.append((session, taken + session.sub.drain(), fut))
+                drained = session.sub.drain()
+                session._count(drained)
+                entries.append((session, taken + drained, fut))
             except SubscriptionClosed as e:
                 fut.set_exception(e)
         try:
@@ -275,12 +277,17 @@ class StreamSession:
     def _event(self, kind: str, series, ident: int | None) -> StreamEvent:
         return StreamEvent(kind, None if ident is None else str(ident), encode_data(series, self.epoch))
 
+    def _count(self, items) -> None:
+        """Count the points of batches taken from the queue toward the stream's rate."""
+        self._rate_points += sum(p.n_values for k, p in items if k == "batch")
+
     def _busy(self, items) -> bool:
         """Is this stream receiving more than PACE_ABOVE_POINTS points/s (measured over
         quarter-second spans)? Only busy streams are paced, so a quiet stream's points go out
-        at once."""
+        at once. The rate counts every batch taken: those ``items`` and those a pace tick
+        drained (counted there)."""
         now = time.monotonic()
-        self._rate_points += sum(p.n_values for k, p in items if k == "batch")
+        self._count(items)
         span = now - self._rate_since
         if span >= 0.25:
             self._rate_busy = self._rate_points / span > PACE_ABOVE_POINTS
