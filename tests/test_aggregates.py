@@ -78,6 +78,35 @@ def test_window_cells_match_twin_and_the_single_kernels():
             _eq(col[rows >= 0], v[rows[rows >= 0]])
 
 
+def test_window_calls_match_twin_and_the_cells():
+    """window_calls gives, per call code, what window_cells' cells finalize to (call_cells)."""
+    from chronosdb.model.fieldtype import FieldType
+    from chronosdb.query.windowcells import CALL_CODES, MergedCells, call_cells
+    rng = np.random.default_rng(5)
+    for kind, _t, v, b in _cases():
+        if kind == "bool":
+            with pytest.raises(TypeError):
+                K.window_calls(v, b, [0])
+            continue
+        names = list(rng.choice(list(CALL_CODES), size=int(rng.integers(1, 9))))
+        codes = [CALL_CODES[n] for n in names]
+        count, n_valid, outs = K.window_calls(v, b, codes)
+        rcount, rn_valid, routs = R.window_calls(v, b, codes)
+        _eq(count, rcount)
+        assert n_valid == rn_valid == int(np.count_nonzero(np.diff(b)))
+        cells = MergedCells(*K.window_cells(v, b))
+        ftype = FieldType.FLOAT if kind == "float" else FieldType.INTEGER
+        for name, got, want in zip(names, outs, routs):
+            assert got.dtype == want.dtype, name
+            _eq(got, want)
+            vals, valid, _ft, _null = call_cells(name, cells, ftype)
+            assert got.dtype == vals.dtype, name
+            _eq(got[valid], vals[valid])
+            _eq(got[~valid], np.zeros(int((~valid).sum()), dtype=got.dtype))
+    with pytest.raises(ValueError, match="unknown call code"):
+        K.window_calls(np.zeros(3), np.array([0, 3], dtype=np.int64), [9])
+
+
 def test_window_cells_signed_zero_and_nan_edges():
     v = np.array([-0.0, -0.0, np.nan, 2.0, np.nan, -0.0, 0.0], dtype=np.float64)
     b = np.array([0, 2, 3, 5, 7], dtype=np.int64)

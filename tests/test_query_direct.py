@@ -25,7 +25,7 @@ from chronosdb.query import direct
 from chronosdb.query.compile import compile_select
 from chronosdb.query.executor import Limits, SelectExecutor
 from chronosdb.query.influxql import parse
-from chronosdb.query.results import StatementResult
+from chronosdb.query.results import Series, StatementResult
 from chronosdb.query.statements import QueryContext, execute
 from chronosdb.storage.engine import Engine, EngineOptions
 
@@ -298,3 +298,41 @@ def test_prepared_values_follow_the_text():
                                           PreparedWindowQuery.prepare)
     assert "h2" in [getattr(v, "value", None) for v in values]
     assert cache.prepared(q.replace("2016-01-01T01", "2016-13-01T01"), PreparedWindowQuery.prepare) is None
+
+
+def _encoded(out, name="cpu") -> list:
+    series = [Series(name, None, times, cols) for _g, times, cols in out]
+    return orjson.loads(resultenc.encode_results([StatementResult(0, series)], "ns", False))["results"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_point_columns_equal_window_columns_over_point_cells(seed):
+    """The one-series, one-field shaping (one window_calls pass) writes byte for byte what the
+    cells path writes, for every call, both fills, float (NaN, ties, -0.0) and integer points,
+    empty windows, windows outside the points and no point at all in the windows."""
+    from chronosdb.query.compile import call_key
+    from chronosdb.query.windowcells import point_cells, point_columns, window_columns
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        ftype = FieldType.FLOAT if rng.random() < 0.6 else FieldType.INTEGER
+        n = int(rng.choice([0, 1, 7, 50, 400]))
+        times = np.sort(rng.choice(10_000, size=n, replace=False)).astype(np.int64) * S
+        if ftype is FieldType.FLOAT:
+            values = rng.choice([-1.5, 0.0, -0.0, 2.0, 3.25, np.nan, 1e300], size=n)
+        else:
+            values = rng.integers(-2**62, 2**62, size=n) if rng.random() < 0.3 else rng.integers(-5, 5, size=n)
+            values = values.astype(np.int64)
+        funcs = list(rng.choice(FUNCS, size=int(rng.integers(1, 5))))
+        fill = rng.choice(["", " fill(null)", " fill(none)"])
+        every = int(rng.choice([7, 60, 600, 4000])) * S
+        start = int(rng.integers(-100, 9000)) * S
+        nwin = int(rng.integers(1, 40))
+        q = (f"SELECT {', '.join(f'{f}(x)' for f in funcs)} FROM cpu WHERE time >= 0 AND time < 1 "
+             f"GROUP BY time(1s){fill}")
+        plan = compile_select(parse(q)[0])
+        calls = [(c.name, call_key(c.expr)) for c in plan.columns]
+        got, points = point_columns(plan.fill == "none", calls, times, values, ftype, start, every, nwin)
+        cells = point_cells(times, values, start, every, nwin)
+        want = window_columns(plan, {"x": cells}, {"x": ftype}, start, every, nwin, calls)
+        assert points == int(cells.count.sum())
+        assert orjson.dumps(_encoded(got)) == orjson.dumps(_encoded(want)), q

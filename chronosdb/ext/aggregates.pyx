@@ -168,6 +168,122 @@ def window_cells(const num_t[::1] values, const int64_t[::1] bounds):
     return count, total, cells[0], cells[1], cells[2], cells[3]
 
 
+# Codes of the calls ``window_calls`` finalizes (the cell-answerable ones, see
+# chronosdb/query/windowcells.py: CALL_CODES maps the names).
+cdef enum:
+    CALL_COUNT = 0
+    CALL_SUM = 1
+    CALL_MEAN = 2
+    CALL_MIN = 3
+    CALL_MAX = 4
+    CALL_FIRST = 5
+    CALL_LAST = 6
+    CALL_SPREAD = 7
+
+
+def window_calls(const num_t[::1] values, const int64_t[::1] bounds, codes):
+    """(count, windows with a point, [one array per call code]): what ``window_cells`` gives,
+    finalized per call as the cells are (``windowcells.call_cells``), in one pass and one call.
+
+    Per window: count (int64); sum (float64 for floats, int64 wrapping otherwise); mean
+    (float64: the sum as float64 over the count); min, max, first, last (the values' type); spread
+    (max - min in the values' type, int64 wrapping). An empty window holds 0 in every output.
+    Numeric values only (float64, int64)."""
+    if num_t is uint8_t:
+        raise TypeError("window_calls: numeric values only (float64 or int64)")
+    _check_bounds(bounds, values.shape[0])
+    cdef Py_ssize_t nwin = bounds.shape[0] - 1, w, i, a, b, k, nvalid = 0
+    cdef Py_ssize_t ncalls = len(codes)
+    cdef int[16] code
+    if ncalls > 16:
+        raise ValueError("window_calls: at most 16 calls")
+    for k in range(ncalls):
+        code[k] = codes[k]
+        if code[k] < CALL_COUNT or code[k] > CALL_SPREAD:
+            raise ValueError(f"window_calls: unknown call code {codes[k]}")
+    vdt = np.float64 if num_t is double else np.int64
+    count = np.zeros(nwin, dtype=np.int64)
+    cdef int64_t[::1] oc = count
+    outs = []
+    cdef double* fo[16]
+    cdef int64_t* io[16]
+    cdef cnp.ndarray arr
+    for k in range(ncalls):
+        if code[k] == CALL_COUNT:
+            arr = count
+        elif code[k] == CALL_MEAN or (num_t is double and code[k] == CALL_SUM):
+            arr = np.zeros(nwin, dtype=np.float64)
+        else:
+            arr = np.zeros(nwin, dtype=vdt)
+        outs.append(arr)
+        fo[k] = <double*> cnp.PyArray_DATA(arr)
+        io[k] = <int64_t*> cnp.PyArray_DATA(arr)
+    cdef double fs, dsum
+    cdef uint64_t us
+    cdef num_t x, mn, mx
+    with nogil:
+        for w in range(nwin):
+            a = bounds[w]
+            b = bounds[w + 1]
+            oc[w] = b - a
+            if a == b:
+                continue
+            nvalid += 1
+            mn = values[a]
+            mx = mn
+            if num_t is double:
+                fs = 0.0
+                fs += mn   # from zero, as window_sum: -0.0 alone sums to 0.0
+                for i in range(a + 1, b):
+                    x = values[i]
+                    fs += x
+                    # NaN loses; strict comparisons keep the earliest of equal values.
+                    if x < mn or (mn != mn and x == x):
+                        mn = x
+                    if x > mx or (mx != mx and x == x):
+                        mx = x
+                dsum = fs
+            else:
+                us = <uint64_t> mn
+                for i in range(a + 1, b):
+                    x = values[i]
+                    us += <uint64_t> x
+                    if x < mn:
+                        mn = x
+                    if x > mx:
+                        mx = x
+                dsum = <double> <int64_t> us
+            for k in range(ncalls):
+                if code[k] == CALL_COUNT:
+                    continue
+                elif code[k] == CALL_MEAN:
+                    fo[k][w] = dsum / <double> (b - a)
+                elif code[k] == CALL_SUM:
+                    if num_t is double:
+                        fo[k][w] = fs
+                    else:
+                        io[k][w] = <int64_t> us
+                else:
+                    if code[k] == CALL_MIN:
+                        x = mn
+                    elif code[k] == CALL_MAX:
+                        x = mx
+                    elif code[k] == CALL_FIRST:
+                        x = values[a]
+                    elif code[k] == CALL_LAST:
+                        x = values[b - 1]
+                    else:
+                        if num_t is double:
+                            x = mx - mn
+                        else:
+                            x = <int64_t> (<uint64_t> mx - <uint64_t> mn)
+                    if num_t is double:
+                        fo[k][w] = x
+                    else:
+                        io[k][w] = x
+    return count, nvalid, outs
+
+
 def window_moments(const num_t[::1] values, const int64_t[::1] bounds):
     """(mean, m2) per window by Welford's update; m2 = sum of squared deviations from the mean."""
     _check_bounds(bounds, values.shape[0])

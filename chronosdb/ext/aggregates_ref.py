@@ -70,6 +70,27 @@ def window_cells(values, bounds):
     return tuple(out)
 
 
+def window_calls(values, bounds, codes):
+    values = np.asarray(values)
+    if values.dtype not in (np.float64, np.int64):
+        raise TypeError("window_calls: numeric values only (float64 or int64)")
+    count, total, mn, mx, first, last = window_cells(values, bounds)
+    outs = []
+    for code in codes:
+        if code == 0:
+            outs.append(count)
+        elif code == 1:
+            outs.append(total)
+        elif code == 2:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                outs.append(np.where(count > 0, total.astype(np.float64) / np.where(count > 0, count, 1), 0.0))
+        elif 3 <= code <= 7:
+            outs.append({3: mn, 4: mx, 5: first, 6: last, 7: mx - mn}[code])
+        else:
+            raise ValueError(f"window_calls: unknown call code {code}")
+    return count, int(np.count_nonzero(count)), outs
+
+
 def window_moments(values, bounds):
     nwin = len(bounds) - 1
     mean, m2 = np.zeros(nwin), np.zeros(nwin)

@@ -37,7 +37,8 @@ from chronosdb.query.influxql import ast
 from chronosdb.query.influxql.cache import node_builder, node_ids
 from chronosdb.query.meta import StatementError
 from chronosdb.query.results import Series
-from chronosdb.query.windowcells import merge_cells, plain_window_calls, point_cells, window_columns
+from chronosdb.query.windowcells import (merge_cells, plain_window_calls, point_cells, point_columns,
+                                        window_columns)
 from chronosdb.storage.api import median_block_span
 
 _NUMERIC = (FieldType.FLOAT, FieldType.INTEGER)
@@ -155,9 +156,22 @@ def _answer(plan, calls, every, off, conjuncts, reader, db, rp, now, limits, che
     check_cancel()
     with reader.views(db, rp, lo, hi) as views:
         if len(sids) == 1:
-            merged = _one_series(views, int(sids[0]), fields, lo, hi, start, every, nwin)
+            points_of = _one_series(views, int(sids[0]), fields, lo, hi, every, start % every)
+            merged = None
         else:
+            points_of = None
             merged = _many_series(views, sids.tolist(), fields, lo, hi, start, every, nwin)
+    if points_of is not None:
+        if None in points_of.values():
+            return None     # a field without a point in the range (see below)
+        if len(fields) == 1:
+            times, values = points_of[fields[0]]
+            out, points = point_columns(plan.fill == "none", calls, times, values, ftypes[fields[0]],
+                                        start, every, nwin)
+            if limits.max_points and points > limits.max_points:
+                return None
+            return [Series(src.name, None, times, cols) for _g, times, cols in out]
+        merged = {f: point_cells(t, v, start, every, nwin) for f, (t, v) in points_of.items()}
     if merged is None or None in merged.values():
         # A field without a point in the range: the general path's routes differ on what its
         # count shows (0 from a partial, null from the fused cells); let it decide.
@@ -169,9 +183,9 @@ def _answer(plan, calls, every, off, conjuncts, reader, db, rp, now, limits, che
     return [Series(src.name, None, times, cols) for _g, times, cols in out]
 
 
-def _one_series(views, sid, fields, lo, hi, start, every, nwin):
-    """{field: cells} of one series from its merged points (what the general path's per-series
-    route feeds its partials).
+def _one_series(views, sid, fields, lo, hi, every, phase):
+    """{field: (times, values) | None} of one series' merged points in [lo, hi] (what the general
+    path's per-series route feeds its partials), or None when the direct path declines.
 
     Windows shorter than the stored blocks (the dashboard case) hold no whole block, so the
     points are read straight away. Otherwise a block may lie inside a window, which the general
@@ -189,7 +203,7 @@ def _one_series(views, sid, fields, lo, hi, start, every, nwin):
             if points_only:
                 rest = v.scan(sid, fb, lo, hi)
             else:
-                stats, rest = v.read_with_stats(sid, fb, lo, hi, every, start % every)
+                stats, rest = v.read_with_stats(sid, fb, lo, hi, every, phase)
                 if stats is not None:
                     return None
             if rest is not None and len(rest[0]):
@@ -200,7 +214,7 @@ def _one_series(views, sid, fields, lo, hi, start, every, nwin):
             continue
         times = parts_t[0] if len(parts_t) == 1 else np.concatenate(parts_t)
         values = parts_v[0] if len(parts_v) == 1 else np.concatenate(parts_v)
-        out[f] = point_cells(times, values, start, every, nwin)
+        out[f] = (times, values)
     return out
 
 
