@@ -79,20 +79,29 @@ def test_window_cells_match_twin_and_the_single_kernels():
 
 
 def test_window_calls_match_twin_and_the_cells():
-    """window_calls gives, per call code, what window_cells' cells finalize to (call_cells)."""
+    """window_calls gives the windows window_bounds splits and, per call code, what
+    window_cells' cells finalize to (call_cells)."""
+    from chronosdb.ext.merge import window_bounds
     from chronosdb.model.fieldtype import FieldType
     from chronosdb.query.windowcells import CALL_CODES, MergedCells, call_cells
     rng = np.random.default_rng(5)
-    for kind, _t, v, b in _cases():
+    for kind, t, v, _b in _cases():
+        start = int(rng.integers(-50, 60)) * 10**6 + (int(t[0]) if len(t) else 0)
+        every = int(rng.choice([1, 7, 1000, 10**9]))
+        nwin = int(rng.integers(0, 9))
         if kind == "bool":
             with pytest.raises(TypeError):
-                K.window_calls(v, b, [0])
+                K.window_calls(t, v, start, every, nwin, [0])
             continue
         names = list(rng.choice(list(CALL_CODES), size=int(rng.integers(1, 9))))
         codes = [CALL_CODES[n] for n in names]
-        count, n_valid, outs = K.window_calls(v, b, codes)
-        rcount, rn_valid, routs = R.window_calls(v, b, codes)
+        starts, count, n_valid, outs = K.window_calls(t, v, start, every, nwin, codes)
+        rstarts, rcount, rn_valid, routs = R.window_calls(t, v, start, every, nwin, codes)
+        b = window_bounds(t, start, every, nwin)
+        _eq(starts, rstarts)
+        _eq(starts, start + np.arange(nwin, dtype=np.int64) * every)
         _eq(count, rcount)
+        _eq(count, np.diff(b))
         assert n_valid == rn_valid == int(np.count_nonzero(np.diff(b)))
         cells = MergedCells(*K.window_cells(v, b))
         ftype = FieldType.FLOAT if kind == "float" else FieldType.INTEGER
@@ -103,8 +112,32 @@ def test_window_calls_match_twin_and_the_cells():
             assert got.dtype == vals.dtype, name
             _eq(got[valid], vals[valid])
             _eq(got[~valid], np.zeros(int((~valid).sum()), dtype=got.dtype))
+
+
+def test_window_calls_refuses_bad_input():
+    t = np.array([3, 1, 2], dtype=np.int64)
+    with pytest.raises(ValueError, match="not sorted"):
+        K.window_calls(t, np.zeros(3), 0, 1, 3, [0])
     with pytest.raises(ValueError, match="unknown call code"):
-        K.window_calls(np.zeros(3), np.array([0, 3], dtype=np.int64), [9])
+        K.window_calls(np.sort(t), np.zeros(3), 0, 1, 3, [9])
+    with pytest.raises(ValueError, match="every must be > 0"):
+        K.window_calls(np.sort(t), np.zeros(3), 0, 0, 3, [0])
+    with pytest.raises(ValueError, match="3 times but 2 values"):
+        K.window_calls(np.sort(t), np.zeros(2), 0, 1, 3, [0])
+    with pytest.raises(TypeError):
+        K.window_calls(np.sort(t).astype(np.int32), np.zeros(3), 0, 1, 3, [0])
+
+
+def test_window_calls_edges_past_int64():
+    """Windows whose later edges pass INT64_MAX: every remaining point falls in the last ones."""
+    top = 2**63 - 1
+    t = np.array([top - 5, top - 1, top], dtype=np.int64)
+    starts, count, n_valid, outs = K.window_calls(t, np.array([1.0, 2.0, 3.0]), top - 6, 4, 2, [0, 6])
+    _eq(starts, [top - 6, top - 2])
+    _eq(count, [1, 2])
+    _eq(outs[1], [1.0, 3.0])
+    with pytest.raises(ValueError, match="pass INT64_MAX"):
+        K.window_calls(t, np.array([1.0, 2.0, 3.0]), top - 6, 4, 3, [0])
 
 
 def test_window_cells_signed_zero_and_nan_edges():

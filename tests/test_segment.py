@@ -244,6 +244,9 @@ def test_blocks_split_at_max_block_points(tmp_path, n, sizes):
             r.read_block(2, b"v", 0)
         assert r.median_block_span(1, b"v") == int(np.median(bt.max_time - bt.min_time))
         assert r.median_block_span(2, b"v") is None and r.median_block_span(1, b"w") is None
+        # answered again from the reader's cache, misses included
+        assert r.median_block_span(1, b"v") == int(np.median(bt.max_time - bt.min_time))
+        assert r.median_block_span(2, b"v") is None and r.median_block_span(1, b"w") is None
 
 
 @pytest.mark.parametrize("n", [1, 2000, 3500, 4000, 5000])

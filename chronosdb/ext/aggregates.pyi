@@ -12,7 +12,7 @@ def window_sum(values: npt.NDArray, bounds: npt.NDArray[np.int64]) -> npt.NDArra
 def window_select(values: npt.NDArray, bounds: npt.NDArray[np.int64], want_max: bool) -> npt.NDArray[np.int64]:
     """Row of each window's min/max (earliest on ties, NaN loses), -1 when empty."""
 
-def window_calls(values: npt.NDArray, bounds: npt.NDArray[np.int64], codes: list[int]) -> tuple[npt.NDArray[np.int64], int, list[npt.NDArray]]: ...
+def window_calls(times: npt.NDArray[np.int64], values: npt.NDArray, start: int, every: int, nwin: int, codes: list[int]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int, list[npt.NDArray]]: ...
 def window_cells(values: npt.NDArray, bounds: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray, npt.NDArray, npt.NDArray, npt.NDArray, npt.NDArray]:
     """(count, sum, min, max, first, last) per window in one pass; empty windows hold 0."""
 

@@ -29,6 +29,8 @@ from libc.math cimport isnan, sqrt
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy
 
+from chronosdb.ext.merge cimport first_disorder, gallop_lower_bound
+
 cnp.import_array()
 
 # num_t (float64 | int64 | uint8) is declared in aggregates.pxd.
@@ -181,19 +183,42 @@ cdef enum:
     CALL_SPREAD = 7
 
 
-def window_calls(const num_t[::1] values, const int64_t[::1] bounds, codes):
-    """(count, windows with a point, [one array per call code]): what ``window_cells`` gives,
-    finalized per call as the cells are (``windowcells.call_cells``), in one pass and one call.
+cdef extern from "window.h":
+    int chronos_window_edge(int64_t start, int64_t every, int64_t i, int64_t* out) noexcept nogil
+
+
+def window_calls(times, values, int64_t start, int64_t every, Py_ssize_t nwin, codes):
+    """(window starts, count, windows with a point, [one array per call code]) of one series'
+    points in time order, GROUP BY time windows ``start + i*every`` for i < nwin: the windows'
+    rows as ``merge.window_bounds`` splits them, their cells as ``window_cells`` folds them, each
+    finalized per call as the cells are (``windowcells.call_cells``), in one call and one pass.
 
     Per window: count (int64); sum (float64 for floats, int64 wrapping otherwise); mean
     (float64: the sum as float64 over the count); min, max, first, last (the values' type); spread
     (max - min in the values' type, int64 wrapping). An empty window holds 0 in every output.
-    Numeric values only (float64, int64)."""
-    if num_t is uint8_t:
-        raise TypeError("window_calls: numeric values only (float64 or int64)")
-    _check_bounds(bounds, values.shape[0])
-    cdef Py_ssize_t nwin = bounds.shape[0] - 1, w, i, a, b, k, nvalid = 0
-    cdef Py_ssize_t ncalls = len(codes)
+    Numeric values only (float64, int64); one dtype check instead of fused-type dispatch, which
+    costs more than the whole pass for a dashboard's few hundred points."""
+    if every <= 0:
+        raise ValueError(f"window_calls: every must be > 0, got {every}")
+    if nwin < 0:
+        raise ValueError(f"window_calls: nwin must be >= 0, got {nwin}")
+    cdef cnp.ndarray t = times
+    cdef cnp.ndarray v = values
+    if t.ndim != 1 or t.dtype.num != cnp.NPY_INT64 or not cnp.PyArray_IS_C_CONTIGUOUS(t):
+        raise TypeError("window_calls: times must be a 1-D C-contiguous int64 array")
+    if v.ndim != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(v) or \
+            (v.dtype.num != cnp.NPY_FLOAT64 and v.dtype.num != cnp.NPY_INT64):
+        raise TypeError("window_calls: numeric values only (float64 or int64), 1-D C-contiguous")
+    cdef Py_ssize_t n = t.shape[0]
+    if v.shape[0] != n:
+        raise ValueError(f"window_calls: {n} times but {v.shape[0]} values")
+    cdef const int64_t* tp = <const int64_t*> cnp.PyArray_DATA(t)
+    cdef Py_ssize_t bad
+    with nogil:
+        bad = first_disorder(tp, n, False) if n else -1
+    if bad >= 0:
+        raise ValueError(f"window_calls: times not sorted at position {bad} ({tp[bad - 1]} then {tp[bad]})")
+    cdef Py_ssize_t ncalls = len(codes), k
     cdef int[16] code
     if ncalls > 16:
         raise ValueError("window_calls: at most 16 calls")
@@ -201,87 +226,115 @@ def window_calls(const num_t[::1] values, const int64_t[::1] bounds, codes):
         code[k] = codes[k]
         if code[k] < CALL_COUNT or code[k] > CALL_SPREAD:
             raise ValueError(f"window_calls: unknown call code {codes[k]}")
-    vdt = np.float64 if num_t is double else np.int64
+    cdef bint is_float = v.dtype.num == cnp.NPY_FLOAT64
+    starts = np.empty(nwin, dtype=np.int64)
     count = np.zeros(nwin, dtype=np.int64)
-    cdef int64_t[::1] oc = count
     outs = []
-    cdef double* fo[16]
-    cdef int64_t* io[16]
+    cdef void* out[16]
     cdef cnp.ndarray arr
     for k in range(ncalls):
         if code[k] == CALL_COUNT:
             arr = count
-        elif code[k] == CALL_MEAN or (num_t is double and code[k] == CALL_SUM):
+        elif code[k] == CALL_MEAN or (is_float and code[k] == CALL_SUM):
             arr = np.zeros(nwin, dtype=np.float64)
         else:
-            arr = np.zeros(nwin, dtype=vdt)
+            arr = np.zeros(nwin, dtype=np.float64 if is_float else np.int64)
         outs.append(arr)
-        fo[k] = <double*> cnp.PyArray_DATA(arr)
-        io[k] = <int64_t*> cnp.PyArray_DATA(arr)
-    cdef double fs, dsum
-    cdef uint64_t us
-    cdef num_t x, mn, mx
+        out[k] = cnp.PyArray_DATA(arr)
+    cdef Py_ssize_t nvalid
+    cdef cnp.ndarray sa = starts, ca = count
+    cdef int64_t* sp = <int64_t*> cnp.PyArray_DATA(sa)
+    cdef int64_t* cp = <int64_t*> cnp.PyArray_DATA(ca)
+    cdef const void* vp = cnp.PyArray_DATA(v)
     with nogil:
-        for w in range(nwin):
-            a = bounds[w]
-            b = bounds[w + 1]
-            oc[w] = b - a
-            if a == b:
+        if is_float:
+            nvalid = _window_calls[double](tp, <const double*> vp, n, start, every, nwin, code,
+                                           ncalls, out, sp, cp)
+        else:
+            nvalid = _window_calls[int64_t](tp, <const int64_t*> vp, n, start, every, nwin, code,
+                                            ncalls, out, sp, cp)
+    if nvalid < 0:
+        raise ValueError(f"window_calls: {nwin} windows of {every} ns from {start} pass INT64_MAX")
+    return starts, count, nvalid, outs
+
+
+ctypedef fused calls_t:
+    double
+    int64_t
+
+
+cdef Py_ssize_t _window_calls(const int64_t* t, const calls_t* values, Py_ssize_t n, int64_t start,
+                              int64_t every, Py_ssize_t nwin, int* code, Py_ssize_t ncalls,
+                              void** out, int64_t* starts, int64_t* oc) noexcept nogil:
+    cdef Py_ssize_t w, i, a, b = 0, k, nvalid = 0
+    cdef int64_t edge
+    cdef double fs = 0.0, dsum
+    cdef uint64_t us = 0
+    cdef calls_t x, mn, mx
+    # the first window's first row: the points before ``start`` belong to no window
+    if n and chronos_window_edge(start, every, 0, &edge) == 0:
+        b = gallop_lower_bound(t, 0, n, edge)
+    for w in range(nwin):
+        if chronos_window_edge(start, every, w, &starts[w]) != 0:
+            return -1                       # this window would start past INT64_MAX
+        a = b
+        if b < n and chronos_window_edge(start, every, w + 1, &edge) == 0:
+            b = gallop_lower_bound(t, b, n, edge)
+        else:
+            b = n
+        oc[w] = b - a
+        if a == b:
+            continue
+        nvalid += 1
+        mn = values[a]
+        mx = mn
+        if calls_t is double:
+            fs = 0.0
+            fs += mn   # from zero, as window_sum: -0.0 alone sums to 0.0
+            for i in range(a + 1, b):
+                x = values[i]
+                fs += x
+                # NaN loses; strict comparisons keep the earliest of equal values.
+                if x < mn or (mn != mn and x == x):
+                    mn = x
+                if x > mx or (mx != mx and x == x):
+                    mx = x
+            dsum = fs
+        else:
+            us = <uint64_t> mn
+            for i in range(a + 1, b):
+                x = values[i]
+                us += <uint64_t> x
+                if x < mn:
+                    mn = x
+                if x > mx:
+                    mx = x
+            dsum = <double> <int64_t> us
+        for k in range(ncalls):
+            if code[k] == CALL_COUNT:
                 continue
-            nvalid += 1
-            mn = values[a]
-            mx = mn
-            if num_t is double:
-                fs = 0.0
-                fs += mn   # from zero, as window_sum: -0.0 alone sums to 0.0
-                for i in range(a + 1, b):
-                    x = values[i]
-                    fs += x
-                    # NaN loses; strict comparisons keep the earliest of equal values.
-                    if x < mn or (mn != mn and x == x):
-                        mn = x
-                    if x > mx or (mx != mx and x == x):
-                        mx = x
-                dsum = fs
-            else:
-                us = <uint64_t> mn
-                for i in range(a + 1, b):
-                    x = values[i]
-                    us += <uint64_t> x
-                    if x < mn:
-                        mn = x
-                    if x > mx:
-                        mx = x
-                dsum = <double> <int64_t> us
-            for k in range(ncalls):
-                if code[k] == CALL_COUNT:
-                    continue
-                elif code[k] == CALL_MEAN:
-                    fo[k][w] = dsum / <double> (b - a)
-                elif code[k] == CALL_SUM:
-                    if num_t is double:
-                        fo[k][w] = fs
-                    else:
-                        io[k][w] = <int64_t> us
+            elif code[k] == CALL_MEAN:
+                (<double*> out[k])[w] = dsum / <double> (b - a)
+            elif code[k] == CALL_SUM:
+                if calls_t is double:
+                    (<double*> out[k])[w] = fs
                 else:
-                    if code[k] == CALL_MIN:
-                        x = mn
-                    elif code[k] == CALL_MAX:
-                        x = mx
-                    elif code[k] == CALL_FIRST:
-                        x = values[a]
-                    elif code[k] == CALL_LAST:
-                        x = values[b - 1]
-                    else:
-                        if num_t is double:
-                            x = mx - mn
-                        else:
-                            x = <int64_t> (<uint64_t> mx - <uint64_t> mn)
-                    if num_t is double:
-                        fo[k][w] = x
-                    else:
-                        io[k][w] = x
-    return count, nvalid, outs
+                    (<int64_t*> out[k])[w] = <int64_t> us
+            else:
+                if code[k] == CALL_MIN:
+                    x = mn
+                elif code[k] == CALL_MAX:
+                    x = mx
+                elif code[k] == CALL_FIRST:
+                    x = values[a]
+                elif code[k] == CALL_LAST:
+                    x = values[b - 1]
+                elif calls_t is double:
+                    x = mx - mn
+                else:
+                    x = <int64_t> (<uint64_t> mx - <uint64_t> mn)
+                (<calls_t*> out[k])[w] = x
+    return nvalid
 
 
 def window_moments(const num_t[::1] values, const int64_t[::1] bounds):

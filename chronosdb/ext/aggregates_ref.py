@@ -70,11 +70,14 @@ def window_cells(values, bounds):
     return tuple(out)
 
 
-def window_calls(values, bounds, codes):
-    values = np.asarray(values)
+def window_calls(times, values, start, every, nwin, codes):
+    from chronosdb.ext.merge_ref import window_bounds
+    times, values = np.asarray(times), np.asarray(values)
+    if every <= 0:
+        raise ValueError(f"window_calls: every must be > 0, got {every}")
     if values.dtype not in (np.float64, np.int64):
-        raise TypeError("window_calls: numeric values only (float64 or int64)")
-    count, total, mn, mx, first, last = window_cells(values, bounds)
+        raise TypeError("window_calls: numeric values only (float64 or int64), 1-D C-contiguous")
+    count, total, mn, mx, first, last = window_cells(values, window_bounds(times, start, every, nwin))
     outs = []
     for code in codes:
         if code == 0:
@@ -88,7 +91,8 @@ def window_calls(values, bounds, codes):
             outs.append({3: mn, 4: mx, 5: first, 6: last, 7: mx - mn}[code])
         else:
             raise ValueError(f"window_calls: unknown call code {code}")
-    return count, int(np.count_nonzero(count)), outs
+    starts = np.array([start + i * every for i in range(nwin)], dtype=np.int64)
+    return starts, count, int(np.count_nonzero(count)), outs
 
 
 def window_moments(values, bounds):

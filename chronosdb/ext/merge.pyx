@@ -43,20 +43,7 @@ from libc.string cimport memcpy
 
 cnp.import_array()
 
-cdef extern from *:
-    """
-    /* start + i*every for i >= 0 and every > 0. Returns 1 (and leaves *out unset) when the edge
-       lies above INT64_MAX: then every time in the column is below it. It can never fall below
-       INT64_MIN because i*every >= 0. */
-    static inline int chronos_window_edge(int64_t start, int64_t every, int64_t i, int64_t *out) {
-        /* 128-bit arithmetic: i*every alone may pass INT64_MAX while start + i*every does not
-           (a negative start). i < 2^63 and every < 2^63, so the product fits in 126 bits. */
-        __int128 edge = (__int128)start + (__int128)i * (__int128)every;
-        if (edge > (__int128)INT64_MAX) return 1;
-        *out = (int64_t)edge;
-        return 0;
-    }
-    """
+cdef extern from "window.h":
     int chronos_window_edge(int64_t start, int64_t every, int64_t i, int64_t* out) noexcept nogil
 
 

@@ -100,15 +100,15 @@ _KIND = {FieldType.FLOAT: "float", FieldType.INTEGER: "integer"}
 def point_columns(fill_none: bool, calls, times: np.ndarray, values: np.ndarray, ftype: FieldType,
                   start: int, every: int, nwin: int):
     """``(window_columns(...), points in the windows)`` for one series whose calls all read one
-    field, from that field's merged points in time order: the cells and each call's values come
-    from one ``aggregates.window_calls`` pass instead of cells, then a finalize step per call and
-    a shaping step per column. Equal to ``window_columns`` over ``point_cells`` (tested)."""
-    bounds = window_bounds(times, start, every, nwin)
-    count, n_valid, outs = K.window_calls(values, bounds, [CALL_CODES[key.func] for _n, key in calls])
-    points = int(bounds[nwin] - bounds[0])
+    field, from that field's merged points in time order: the windows' bounds, cells and each
+    call's values come from one ``aggregates.window_calls`` call instead of cells, then a finalize
+    step per call and a shaping step per column. Equal to ``window_columns`` over
+    ``point_cells`` (tested)."""
+    times_out, count, n_valid, outs = K.window_calls(times, values, start, every, nwin,
+                                                     [CALL_CODES[key.func] for _n, key in calls])
+    points = int(count.sum()) if n_valid else 0
     if not n_valid:
         return [], points
-    times_out = start + np.arange(nwin, dtype=np.int64) * every
     valid = None
     if n_valid < nwin:
         if fill_none:

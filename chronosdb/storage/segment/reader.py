@@ -24,6 +24,10 @@ from chronosdb.model.fieldtype import FieldType
 from chronosdb.storage.segment import layout as L
 
 _I64_MIN, _I64_MAX = -(2 ** 63), 2 ** 63 - 1
+# median_block_span answers kept per reader (the query paths ask it for every one-series
+# window query); emptied when full.
+SPAN_CACHE_ENTRIES = 65536
+_NO_SPAN = object()
 
 
 @dataclass
@@ -135,6 +139,7 @@ class SegmentReader:
         # {(series id, field name): (entry, FieldType, first block row, end block row)}, built by
         # _lookup on first use; plain Python values so a read does no numpy scalar conversions
         self._entry_of = None
+        self._spans: dict = {}      # median_block_span's answers (the file never changes)
         self._scanner = blockscan.BlockScanner(
             self.path, self._b_offset, self._b_size, self._b_count, self._b_min, self._b_max)
 
@@ -294,13 +299,22 @@ class SegmentReader:
     def median_block_span(self, series_id: int, field: bytes) -> int | None:
         """The median of max_time - min_time over the blocks of a series+field (the mean of
         the middle two, truncated, for an even count); None if the file has none."""
+        key = (series_id, field)
+        span = self._spans.get(key, _NO_SPAN)
+        if span is not _NO_SPAN:
+            return span
         hit = self._lookup(series_id, field)
         if hit is None or hit[2] == hit[3]:
-            return None
-        _, _, a, b = hit
-        spans = sorted((self._b_max[a:b] - self._b_min[a:b]).tolist())
-        mid = len(spans) // 2
-        return spans[mid] if len(spans) % 2 else (spans[mid - 1] + spans[mid]) // 2
+            span = None
+        else:
+            _, _, a, b = hit
+            spans = sorted((self._b_max[a:b] - self._b_min[a:b]).tolist())
+            mid = len(spans) // 2
+            span = spans[mid] if len(spans) % 2 else (spans[mid - 1] + spans[mid]) // 2
+        if len(self._spans) >= SPAN_CACHE_ENTRIES:
+            self._spans.clear()
+        self._spans[key] = span
+        return span
 
     def blocks(self, series_id: int, field: bytes) -> BlockTable | None:
         hit = self._lookup(series_id, field)
