@@ -2,9 +2,11 @@
 
 pyparsing costs about a millisecond per query, far too much to spend on every Grafana refresh,
 and dashboards send the same few queries again and again with only their time bounds changed.
-So one compiled regex pass lifts the literals out of the text (strings, durations, floats,
-integers; quoted identifiers are skipped over so nothing inside them is lifted), and the text with
-each literal replaced by a marker of its kind is the *shape key*. On a miss we parse cold, with
+So one pass lifts the literals out of the text (strings, durations, floats, integers; quoted
+identifiers are skipped over so nothing inside them is lifted), and the text with each literal
+replaced by a marker of its kind is the *shape key*. The pass is C (``chronosdb.ext.qlex``); its
+specification is one regex ``split`` (``shape_of_regex``, below), and a property test holds the
+two equal. Literal nodes are built once per raw text (``_LITERALS``). On a miss we parse cold, with
 ``grammar.parse_recording`` telling us which AST node each literal token became, and keep a
 template: a builder that rebuilds just the path from the root to each literal, sharing every
 other (immutable) node with the cached tree. On a hit we build the literal nodes with the very
@@ -33,6 +35,8 @@ import threading
 from collections import OrderedDict
 from operator import itemgetter
 
+from chronosdb.ext.qlex import shape_of  # the lifting below in one C pass (tested equal)
+
 from . import ast
 from .grammar import (
     DURATION_PATTERN, FLOAT_PATTERN, INTEGER_PATTERN, QUOTED_IDENT_PATTERN, STRING_PATTERN,
@@ -45,6 +49,8 @@ DEFAULT_MAXSIZE = 1024  # distinct shapes kept; a busy Grafana server shows a fe
 # One capturing group around the whole alternation, so ``split`` interleaves text and tokens. A
 # number glued to a word, dot or ``$`` (host_1, a.5) is part of that word, not a literal. Quoted
 # identifiers are matched only so that nothing inside them is lifted; they stay in the key.
+# ``shape_of`` (chronosdb.ext.qlex) lifts exactly what this regex's ``split`` lifts
+# (``shape_of_regex``, its specification).
 _TOKENS = re.compile(
     "(" + QUOTED_IDENT_PATTERN + "|" + STRING_PATTERN
     + r"|(?<![\w.$])(?:" + DURATION_PATTERN + "|" + FLOAT_PATTERN + "|" + INTEGER_PATTERN + "))"
@@ -68,9 +74,10 @@ def _kind(token: str) -> str:
     return _FLOAT if "." in token else _INTEGER
 
 
-def shape_of(text: str):
+def shape_of_regex(text: str):
     """``(key, raws)``: the text with each literal replaced by NUL + a kind letter, and the
-    lifted literals' raw text in order. One C-level regex pass plus a loop over the tokens."""
+    lifted literals' raw text in order, by one regex split: the specification ``shape_of``
+    (one C pass) is tested against."""
     parts = _TOKENS.split(text)
     raws = []
     for i in range(1, len(parts), 2):
@@ -175,10 +182,16 @@ class _Template:
             if maker is None:
                 values.append(None)
                 continue
-            try:
-                values.append(maker(raw))
-            except ValueError:
-                raise _Rebind from None
+            node = _LITERALS.get((maker, raw))
+            if node is None:
+                try:
+                    node = maker(raw)
+                except ValueError:
+                    raise _Rebind from None
+                if len(_LITERALS) >= LITERAL_CACHE_ENTRIES:
+                    _LITERALS.clear()
+                _LITERALS[(maker, raw)] = node
+            values.append(node)
         return values
 
     def bind(self, raws):
@@ -186,6 +199,11 @@ class _Template:
 
 
 _UNPREPARED = object()
+# Literal nodes by (maker, raw text), shared by every template: a dashboard's queries repeat their
+# tag values, durations and (across the panels of one refresh) time bounds, and a node is
+# immutable and depends on its raw text alone. Emptied when full.
+LITERAL_CACHE_ENTRIES = 4096
+_LITERALS: dict = {}
 
 
 class StatementCache:

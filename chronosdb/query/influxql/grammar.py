@@ -26,6 +26,7 @@ import threading
 import pyparsing as pp
 from pyparsing import CaselessKeyword, Forward, Literal, Opt, Regex, StringEnd, Suppress, ZeroOrMore
 
+from chronosdb.ext.qlex import rfc3339_ns
 from chronosdb.model.errors import BadRequest
 
 from . import ast
@@ -100,7 +101,8 @@ def make_string(raw: str) -> ast.StringLiteral:
 
 def make_time(raw: str) -> ast.TimeLiteral:
     text = unescape(raw[1:-1])
-    return ast.TimeLiteral(parse_time(text), text)
+    ns = rfc3339_ns(text)      # the common forms in C; None: parse_time answers or raises
+    return ast.TimeLiteral(parse_time(text) if ns is None else ns, text)
 
 
 # --- literal-site recording (see module docstring) --------------------------------------------
