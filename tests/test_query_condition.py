@@ -404,3 +404,49 @@ def test_string_columns_chunked_match_per_point_twin(monkeypatch, chunk_bytes):
 def test_valid_mask_may_be_none():
     f = {"u": (np.array([1.0, 2.0]), None)}
     assert eval_residual(where("u > 1"), {}, f, 2).tolist() == [False, True]
+
+
+def _analysis(parts, fast):
+    from chronosdb.query.condition import analyze_conjuncts
+    try:
+        c = analyze_conjuncts(parts, now=NOW, is_tag=lambda n: n in TAGS or n == "time", _fast=fast)
+    except BadRequest as e:
+        return ("error", str(e))
+    return (c.tags, c.min_time, c.max_time, c.has_min, c.has_max, str(c.residual))
+
+
+@pytest.mark.parametrize("text", [
+    "time >= 10 AND time < 20 AND host = 'a'",
+    "time > '2016-01-01T00:00:00Z' AND time <= '2016-01-02T00:00:00Z' AND host != 'b'",
+    "TIME >= 10 AND \"time\" < 20 AND region <> 'x'",
+    "time = 5 AND host = 'a'",
+    "time >= 10.5 AND time < now() - 1h",
+    "time::tag = 'a' AND time >= 3",
+    "time::field = 'a' AND time >= 3",
+    "host::tag = 'a' AND usage::field = 'b' AND usage = 'c' AND dc = 'x'",
+    "cpu.host = 'a' AND host = 'b'",
+    "'a' = host AND 10 <= time",
+    "time != 10",
+    "host = 'a' OR region = 'b'",
+])
+def test_fast_conjunct_analysis_equals_the_general_one(text):
+    """analyze_conjuncts' fast recognition of ``time <op> literal`` and ``tag = 'x'`` gives
+    exactly what the general path gives (errors included), whatever the hints and names."""
+    from chronosdb.query.condition import conjuncts
+    parts = conjuncts(where(text))
+    assert _analysis(parts, True) == _analysis(parts, False), text
+
+
+def test_fast_conjunct_analysis_equals_the_general_one_on_random_conditions():
+    from chronosdb.query.condition import conjuncts
+    # trees the parser does not make (time against a plain string), built by hand
+    for op in ("=", "!="):
+        for name in ("time", "Time"):
+            parts = [ast.BinaryExpr(op, ast.VarRef(name), ast.StringLiteral("2016-01-01T00:00:00Z"))]
+            assert _analysis(parts, True) == _analysis(parts, False)
+    for seed in range(400):
+        g = Gen(seed)
+        parts = conjuncts(parse(f"SELECT * FROM cpu WHERE {g.expr()}")[0].condition)
+        parts += [ast.BinaryExpr(random.Random(seed).choice(["<", "<=", ">", ">=", "="]),
+                                 ast.VarRef("time"), ast.IntegerLiteral(seed))]
+        assert _analysis(parts, True) == _analysis(parts, False)

@@ -215,11 +215,42 @@ def conjuncts(expr: Optional[ast.Expr]) -> list:
     return _conjuncts(expr) if expr is not None else []
 
 
-def analyze_conjuncts(parts: list, *, now: int, is_tag: Callable[[str], bool]) -> Condition:
-    """``analyze`` of the AND of ``parts`` (as ``conjuncts`` splits it)."""
+_BOUND_LITERALS = {ast.TimeLiteral: "ns", ast.IntegerLiteral: "value"}
+
+
+def analyze_conjuncts(parts: list, *, now: int, is_tag: Callable[[str], bool],
+                      _fast: bool = True) -> Condition:
+    """``analyze`` of the AND of ``parts`` (as ``conjuncts`` splits it).
+
+    The two conjuncts nearly every dashboard query is made of, ``time <op> <time or integer
+    literal>`` and ``<tag> = | != '<string>'``, are recognised first in a few attribute tests;
+    every other conjunct (and these when anything differs) goes the general way, which gives
+    the same answer for them (``_fast=False`` forces it: the tests compare the two)."""
     low, high, has_min, has_max = MIN_TIME, MAX_TIME, False, False
     tags, rest = [], []
     for c in parts:
+        if _fast and type(c) is ast.BinaryExpr and type(c.lhs) is ast.VarRef:
+            lhs, rhs, op = c.lhs, c.rhs, c.op
+            attr = _BOUND_LITERALS.get(type(rhs))
+            if attr is not None and lhs.type_hint is None and lhs.name.lower() == "time":
+                v = getattr(rhs, attr)
+                if op == ">=":
+                    low, has_min = max(low, v), True
+                    continue
+                if op == "<":
+                    high, has_max = min(high, v - 1), True
+                    continue
+                if op == ">":
+                    low, has_min = max(low, v + 1), True
+                    continue
+                if op == "<=":
+                    high, has_max = min(high, v), True
+                    continue
+            elif type(rhs) is ast.StringLiteral and op in _EQ_OPS and lhs.qualifier is None:
+                hint = lhs.type_hint
+                if hint == "tag" or (hint is None and lhs.name.lower() != "time" and is_tag(lhs.name)):
+                    tags.append((tx.TagEquals if op == "=" else tx.TagNotEquals)(lhs.name, rhs.value))
+                    continue
         if isinstance(c, ast.BinaryExpr) and c.op in ast.COMPARISON_OPS and (
                 _is_time(c.lhs) or _is_time(c.rhs)):
             lo, hi, hmin, hmax = _time_bound(c, now)

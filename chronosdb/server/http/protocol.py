@@ -74,7 +74,8 @@ class HttpProtocol(asyncio.Protocol):
         self._last_header_name = b""
         self._body = []
         self._body_len = 0
-        self._started = 0.0
+        self._started = 0.0                      # loop time the request began
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._in_message = False
         self._rejected = False
         self._timer: asyncio.TimerHandle | None = None
@@ -92,7 +93,8 @@ class HttpProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.remote = f"{peer[0]}:{peer[1]}" if peer else ""
         self.server.connections.add(self)
-        self.worker = asyncio.get_running_loop().create_task(self._serve())
+        self._loop = asyncio.get_running_loop()
+        self.worker = self._loop.create_task(self._serve())
         self._arm_idle_timer()
 
     def connection_lost(self, exc):
@@ -154,7 +156,7 @@ class HttpProtocol(asyncio.Protocol):
         self._header_bytes = 0
         self._body = []
         self._body_len = 0
-        self._started = time.monotonic()
+        self._started = self._loop.time()
         self._arm_request_timer(self.cfg.header_timeout, "request headers")
 
     def on_url(self, url: bytes):
@@ -221,7 +223,7 @@ class HttpProtocol(asyncio.Protocol):
             if self._timer is not None:
                 self._timer.cancel()
             self._timer_at = when
-            self._timer = asyncio.get_running_loop().call_at(when, self._on_timer)
+            self._timer = self._loop.call_at(when, self._on_timer)
 
     def _cancel_timer(self):
         """Clear the deadline (the timer, if set, lapses)."""
@@ -251,13 +253,11 @@ class HttpProtocol(asyncio.Protocol):
         expire(*args)
 
     def _arm_request_timer(self, seconds: float, what: str):
-        loop = asyncio.get_running_loop()
-        deadline = self._started + seconds
-        self._set_deadline(loop.time() + max(0.0, deadline - time.monotonic()), self._timed_out, what)
+        """The request (headers, then body) must be complete ``seconds`` after it began."""
+        self._set_deadline(self._started + seconds, self._timed_out, what)
 
     def _arm_idle_timer(self):
-        self._set_deadline(asyncio.get_running_loop().time() + self.cfg.keepalive_timeout,
-                           self._idle_timeout)
+        self._set_deadline(self._loop.time() + self.cfg.keepalive_timeout, self._idle_timeout)
 
     def _timed_out(self, what: str):
         self.server.metrics.inc("http_request_timeouts_total")
