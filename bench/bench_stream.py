@@ -4,15 +4,17 @@
                                  [--stall-seconds 60]
 
 Against a real ``chronosdb serve`` subprocess (auth off, fsync on, fresh data dir). Subscribers
-are SSE clients in a *separate process* from the writers.
+are SSE clients in a *separate process* from the writers: one epoll loop over all their sockets
+(until the eighth session, asyncio streams, whose own CPU on these two cores was part of the
+ingest ratio).
 
 1. Latency: N subscribers stream ``SELECT v FROM lat``; the writer posts one point at a time and
    notes when its /write returned 204; for each point of each event, the subscriber process
    notes when the event arrived at its socket (the kernel's receive timestamp,
    ``SO_TIMESTAMPNS``) and when it read it. The difference from the 204 (same host clock) is
-   the delivery latency; p50/p99/max over all deliveries. The subscribers share one process
-   (an epoll loop; until the eighth session an asyncio client, whose serial Python over 100
-   sockets was most of the measured tail). Also printed: the /write round trip meanwhile, and
+   the delivery latency; p50/p99/max over all deliveries. (Until the eighth session an asyncio
+   client timed its own reads; its serial Python over 100 sockets was most of the measured
+   tail.) Also printed: the /write round trip meanwhile, and
    the delay from sending the write to the event (which does not depend on how soon the 204
    came back).
 2. Ingest: values/s of /write (bodies of 5000 lines over 100 hosts, 2 writer connections) with
@@ -34,7 +36,6 @@ bought by dropping points would mean nothing).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import http.client
 import json
 import multiprocessing as mp
@@ -99,28 +100,6 @@ def pubsub_counts(srv) -> tuple[float, float]:
 
 # -- subscriber process ------------------------------------------------------------------------
 
-async def _sse(port: int, query: str, ready: asyncio.Event, counter: list):
-    """One ingest-phase subscriber: opens the stream and reads (and discards) what arrives."""
-    from urllib.parse import urlencode
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    path = "/stream?" + urlencode({"db": "bench", "q": query, "epoch": "ns"})
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    await writer.drain()
-    buf = b""
-    opened = False
-    while True:
-        data = await reader.read(65536)
-        if not data:
-            return
-        if not opened:
-            buf += data
-            if b": stream open" in buf:
-                opened = True
-                counter[0] += 1
-                if counter[0] == counter[1]:
-                    ready.set()
-
-
 def _active_query(i: int, per_host: bool) -> str:
     return f"SELECT v FROM load WHERE host = 'h{i % 100}'" if per_host else "SELECT v FROM load"
 
@@ -128,22 +107,25 @@ def _active_query(i: int, per_host: bool) -> str:
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)    # Linux; SCM_TIMESTAMPNS is the same
 
 
-def latency_subscribers_main(port: int, active: int, conn) -> None:
-    """The latency phase's subscribers: ``active`` SSE connections served by one epoll loop.
+def subscribers_main(port: int, queries: list, conn, record: bool) -> None:
+    """The subscribers: one SSE connection per query, all served by one epoll loop in this
+    process; tells ``conn`` "ready" once every stream is open and runs until told "stop".
 
-    Each socket has ``SO_TIMESTAMPNS`` set, so every read also returns the kernel's receive time
-    of the data (CLOCK_REALTIME, as ``time.time_ns``): when the event *arrived* at the
-    subscriber's socket, independent of how long this one Python process takes to get round
-    to the other 99 sockets. Both that and the time this process read it are recorded; each
-    point of each complete ``points`` event gives ``(point time, kernel arrival, read)``.
-    """
+    With ``record`` (the latency phase) each socket has ``SO_TIMESTAMPNS`` set, so every read
+    also returns the kernel's receive time of the data (CLOCK_REALTIME, as ``time.time_ns``):
+    when the event *arrived* at the subscriber's socket, independent of how long this one
+    process takes to get round to the other sockets. Both that and the time this process read
+    it are recorded: each point of each complete ``points`` event gives ``(point time, kernel
+    arrival, read)``, sent back on "stop". Without it (the ingest phases) what arrives is read
+    and discarded, as cheaply as Python can (a client's own CPU shares these two cores)."""
     import select
     from urllib.parse import urlencode
-    path = "/stream?" + urlencode({"db": "bench", "q": "SELECT v FROM lat", "epoch": "ns"})
     socks, bufs, opened = {}, {}, set()
-    for _ in range(active):
+    for q in queries:
         s = socket.create_connection(("127.0.0.1", port))
-        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        if record:
+            s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        path = "/stream?" + urlencode({"db": "bench", "q": q, "epoch": "ns"})
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         s.setblocking(False)
         socks[s.fileno()] = s
@@ -153,13 +135,23 @@ def latency_subscribers_main(port: int, active: int, conn) -> None:
         ep.register(fd, select.EPOLLIN)
     arrivals = []
     marker = b"event: points\ndata: "
-    ready_sent = False
+    ready_sent = not queries
+    if ready_sent:
+        conn.send("ready")
+    scratch = bytearray(1 << 20)
     while True:
         if ready_sent and conn.poll():
             conn.recv()                         # "stop"
             break
         for fd, _ev in ep.poll(0.05):
             s = socks[fd]
+            if not record and fd in opened:
+                try:
+                    if not s.recv_into(scratch):
+                        ep.unregister(fd)
+                except BlockingIOError:
+                    pass
+                continue
             try:
                 data, anc, _flags, _addr = s.recvmsg(65536, 64)
             except BlockingIOError:
@@ -168,23 +160,24 @@ def latency_subscribers_main(port: int, active: int, conn) -> None:
             if not data:
                 ep.unregister(fd)
                 continue
-            kernel = read
-            for level, kind, raw in anc:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                    sec, nsec = struct.unpack("qq", raw[:16])
-                    kernel = sec * 1_000_000_000 + nsec
             buf = bufs[fd] + data
             if fd not in opened and b": stream open" in buf:
                 opened.add(fd)
-            while marker in buf:
-                _head, _sep, rest = buf.partition(marker)
-                if b"\n\n" not in rest:
-                    break
-                event, _sep, buf = rest.partition(b"\n\n")
-                for series in json.loads(event)["series"]:
-                    arrivals.extend((row[0], kernel, read) for row in series["values"])
+            if record:
+                kernel = read
+                for level, kind, raw in anc:
+                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                        sec, nsec = struct.unpack("qq", raw[:16])
+                        kernel = sec * 1_000_000_000 + nsec
+                while marker in buf:
+                    _head, _sep, rest = buf.partition(marker)
+                    if b"\n\n" not in rest:
+                        break
+                    event, _sep, buf = rest.partition(b"\n\n")
+                    for series in json.loads(event)["series"]:
+                        arrivals.extend((row[0], kernel, read) for row in series["values"])
             bufs[fd] = buf[-4096:] if marker not in buf else buf
-        if not ready_sent and len(opened) == active:
+        if not ready_sent and len(opened) == len(queries):
             conn.send("ready")
             ready_sent = True
     conn.send(arrivals)
@@ -192,9 +185,9 @@ def latency_subscribers_main(port: int, active: int, conn) -> None:
         s.close()
 
 
-def start_latency_subscribers(port, active):
+def _start(port, queries, record):
     parent, child = mp.Pipe()
-    p = mp.Process(target=latency_subscribers_main, args=(port, active, child), daemon=True)
+    p = mp.Process(target=subscribers_main, args=(port, queries, child, record), daemon=True)
     p.start()
     if not parent.poll(120):
         raise SystemExit("subscribers did not connect in time")
@@ -202,35 +195,13 @@ def start_latency_subscribers(port, active):
     return p, parent
 
 
-def subscriber_main(port: int, active: int, idle: int, conn, per_host: bool) -> None:
-    async def main():
-        ready = asyncio.Event()
-        counter = [0, active + idle]
-        tasks = [asyncio.create_task(_sse(port, _active_query(i, per_host), ready, counter))
-                 for i in range(active)]
-        tasks += [asyncio.create_task(_sse(port, "SELECT v FROM nobody", ready, counter))
-                  for _ in range(idle)]
-        if not tasks:
-            ready.set()
-        await ready.wait()
-        conn.send("ready")
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, conn.recv)   # "stop"
-        conn.send([])
-        for t in tasks:
-            t.cancel()
-    asyncio.run(main())
+def start_latency_subscribers(port, active):
+    return _start(port, ["SELECT v FROM lat"] * active, record=True)
 
 
 def start_subscribers(port, active, idle, per_host=False):
-    parent, child = mp.Pipe()
-    p = mp.Process(target=subscriber_main, args=(port, active, idle, child, per_host),
-                   daemon=True)
-    p.start()
-    if not parent.poll(120):
-        raise SystemExit("subscribers did not connect in time")
-    assert parent.recv() == "ready"
-    return p, parent
+    return _start(port, [_active_query(i, per_host) for i in range(active)]
+                  + ["SELECT v FROM nobody"] * idle, record=False)
 
 
 def stop_subscribers(p, conn):
@@ -308,6 +279,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5,
                     help="ingest: alternated phases without and with subscribers")
     ap.add_argument("--latency-only", action="store_true", help="only the latency phase")
+    ap.add_argument("--per-host-only", action="store_true",
+                    help="ingest: only the one-host-each phase (then the stall)")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-stream-")
     srv = ServerProcess(os.path.join(tmp, "data"), auth=False).start()
@@ -352,7 +325,9 @@ def main() -> None:
         # Phases without and with subscribers alternate (--rounds of each), and the ratio is the
         # median of the rounds' ratios: ingest alone moves by +-10 % from one phase to the next
         # here (fsync latency on this disk), so one phase of each gave ratios 0.1 apart run to run.
-        for per_host, label in ((True, "one host each"), (False, "everything each")):
+        phases = ((True, "one host each"),) if args.per_host_only else \
+            ((True, "one host each"), (False, "everything each"))
+        for per_host, label in phases:
             ratios, bases, loadeds, wl0, wl1 = [], [], [], [], []
             cpu0 = cpu1 = sub_cpu = delivered = dropped = 0.0
             for _r in range(args.rounds):
