@@ -305,34 +305,52 @@ def _encoded(out, name="cpu") -> list:
     return orjson.loads(resultenc.encode_results([StatementResult(0, series)], "ns", False))["results"]
 
 
-@pytest.mark.parametrize("seed", range(4))
+def point_cells(times, values, start, every, nwin):
+    """The cells (one group) of one series' points: ``window_cells`` over ``window_bounds``."""
+    from chronosdb.ext import aggregates as K
+    from chronosdb.ext.merge import window_bounds
+    from chronosdb.query.windowcells import MergedCells
+    cells = K.window_cells(values, window_bounds(times, start, every, nwin))
+    return MergedCells(*(a.reshape(1, nwin) for a in cells))
+
+
+def _random_points(rng, ftype):
+    n = int(rng.choice([0, 1, 7, 50, 400]))
+    times = np.sort(rng.choice(10_000, size=n, replace=False)).astype(np.int64) * S
+    if ftype is FieldType.FLOAT:
+        values = rng.choice([-1.5, 0.0, -0.0, 2.0, 3.25, np.nan, 1e300], size=n)
+    else:
+        values = rng.integers(-2**62, 2**62, size=n) if rng.random() < 0.3 else rng.integers(-5, 5, size=n)
+        values = values.astype(np.int64)
+    return times, values
+
+
+@pytest.mark.parametrize("seed", range(6))
 def test_point_columns_equal_window_columns_over_point_cells(seed):
-    """The one-series, one-field shaping (one window_calls pass) writes byte for byte what the
-    cells path writes, for every call, both fills, float (NaN, ties, -0.0) and integer points,
-    empty windows, windows outside the points and no point at all in the windows."""
+    """The one-series shaping (one window_calls pass per field) writes byte for byte what the
+    cells path writes, for every call, one or several fields (each with its own points), both
+    fills, float (NaN, ties, -0.0) and integer points, empty windows, windows outside the
+    points and fields with no point at all in the windows."""
     from chronosdb.query.compile import call_key
-    from chronosdb.query.windowcells import point_cells, point_columns, window_columns
+    from chronosdb.query.windowcells import point_columns, window_columns
     rng = np.random.default_rng(seed)
     for _ in range(60):
-        ftype = FieldType.FLOAT if rng.random() < 0.6 else FieldType.INTEGER
-        n = int(rng.choice([0, 1, 7, 50, 400]))
-        times = np.sort(rng.choice(10_000, size=n, replace=False)).astype(np.int64) * S
-        if ftype is FieldType.FLOAT:
-            values = rng.choice([-1.5, 0.0, -0.0, 2.0, 3.25, np.nan, 1e300], size=n)
-        else:
-            values = rng.integers(-2**62, 2**62, size=n) if rng.random() < 0.3 else rng.integers(-5, 5, size=n)
-            values = values.astype(np.int64)
-        funcs = list(rng.choice(FUNCS, size=int(rng.integers(1, 5))))
+        nfields = int(rng.integers(1, 4))
+        fields = [f"f{k}" for k in range(nfields)]
+        ftypes = {f: FieldType.FLOAT if rng.random() < 0.6 else FieldType.INTEGER for f in fields}
+        points_of = {f: _random_points(rng, ftypes[f]) for f in fields}
+        cols = [f"{rng.choice(FUNCS)}({rng.choice(fields)})" for _ in range(int(rng.integers(1, 6)))]
         fill = rng.choice(["", " fill(null)", " fill(none)"])
         every = int(rng.choice([7, 60, 600, 4000])) * S
         start = int(rng.integers(-100, 9000)) * S
         nwin = int(rng.integers(1, 40))
-        q = (f"SELECT {', '.join(f'{f}(x)' for f in funcs)} FROM cpu WHERE time >= 0 AND time < 1 "
-             f"GROUP BY time(1s){fill}")
+        q = (f"SELECT {', '.join(cols)} FROM cpu WHERE time >= 0 AND time < 1 GROUP BY time(1s){fill}")
         plan = compile_select(parse(q)[0])
         calls = [(c.name, call_key(c.expr)) for c in plan.columns]
-        got, points = point_columns(plan.fill == "none", calls, times, values, ftype, start, every, nwin)
-        cells = point_cells(times, values, start, every, nwin)
-        want = window_columns(plan, {"x": cells}, {"x": ftype}, start, every, nwin, calls)
-        assert points == int(cells.count.sum())
+        used = {key.field for _n, key in calls}
+        got, points = point_columns(plan.fill == "none", calls, {f: points_of[f] for f in used}, ftypes,
+                                    start, every, nwin)
+        cells = {f: point_cells(*points_of[f], start, every, nwin) for f in used}
+        want = window_columns(plan, cells, ftypes, start, every, nwin, calls)
+        assert points == sum(int(c.count.sum()) for c in cells.values())
         assert orjson.dumps(_encoded(got)) == orjson.dumps(_encoded(want)), q

@@ -37,8 +37,7 @@ from chronosdb.query.influxql import ast
 from chronosdb.query.influxql.cache import node_builder, node_ids
 from chronosdb.query.meta import StatementError
 from chronosdb.query.results import Series
-from chronosdb.query.windowcells import (merge_cells, plain_window_calls, point_cells, point_columns,
-                                        window_columns)
+from chronosdb.query.windowcells import merge_cells, plain_window_calls, point_columns, window_columns
 from chronosdb.storage.api import median_block_span
 
 _NUMERIC = (FieldType.FLOAT, FieldType.INTEGER)
@@ -164,14 +163,10 @@ def _answer(plan, calls, every, off, conjuncts, reader, db, rp, now, limits, che
     if points_of is not None:
         if None in points_of.values():
             return None     # a field without a point in the range (see below)
-        if len(fields) == 1:
-            times, values = points_of[fields[0]]
-            out, points = point_columns(plan.fill == "none", calls, times, values, ftypes[fields[0]],
-                                        start, every, nwin)
-            if limits.max_points and points > limits.max_points:
-                return None
-            return [Series(src.name, None, times, cols) for _g, times, cols in out]
-        merged = {f: point_cells(t, v, start, every, nwin) for f, (t, v) in points_of.items()}
+        out, points = point_columns(plan.fill == "none", calls, points_of, ftypes, start, every, nwin)
+        if limits.max_points and points > limits.max_points:
+            return None
+        return [Series(src.name, None, times, cols) for _g, times, cols in out]
     if merged is None or None in merged.values():
         # A field without a point in the range: the general path's routes differ on what its
         # count shows (0 from a partial, null from the fused cells); let it decide.

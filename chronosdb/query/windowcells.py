@@ -86,46 +86,69 @@ def call_cells(func: str, m: MergedCells, ftype: FieldType):
     raise ValueError(f"{func}() is not answered from window cells")
 
 
-def point_cells(times: np.ndarray, values: np.ndarray, start: int, every: int, nwin: int) -> MergedCells:
-    """Cells (one group) of one series' merged points in time order: one pass of
-    ``aggregates.window_cells``, whose values are those of the kernels the partials use on points
-    (``window_sum``, ``window_select``: NaN loses, earliest on ties)."""
-    cells = K.window_cells(values, window_bounds(times, start, every, nwin))
-    return MergedCells(*(a.reshape(1, nwin) for a in cells))
-
-
 _KIND = {FieldType.FLOAT: "float", FieldType.INTEGER: "integer"}
 
 
-def point_columns(fill_none: bool, calls, times: np.ndarray, values: np.ndarray, ftype: FieldType,
-                  start: int, every: int, nwin: int):
-    """``(window_columns(...), points in the windows)`` for one series whose calls all read one
-    field, from that field's merged points in time order: the windows' bounds, cells and each
-    call's values come from one ``aggregates.window_calls`` call instead of cells, then a finalize
-    step per call and a shaping step per column. Equal to ``window_columns`` over
-    ``point_cells`` (tested)."""
-    times_out, count, n_valid, outs = K.window_calls(times, values, start, every, nwin,
-                                                     [CALL_CODES[key.func] for _n, key in calls])
-    points = int(count.sum()) if n_valid else 0
-    if not n_valid:
+def point_columns(fill_none: bool, calls, points_of: dict, ftypes: dict, start: int, every: int,
+                  nwin: int):
+    """``(window_columns(...), points in the windows)`` for one series, from each field's merged
+    points in time order (``points_of``: {field: (times, values)}, every field of ``calls``): the
+    windows' bounds, cells and each call's values come from one ``aggregates.window_calls`` call
+    per field instead of cells, then one shaping step per column. Equal to ``window_columns``
+    over each field's ``window_cells`` (tested)."""
+    by_field: dict = {}
+    for i, (_n, key) in enumerate(calls):
+        by_field.setdefault(key.field, []).append(i)
+    outs: list = [None] * len(calls)
+    state = {}                      # field -> (count, windows with a point)
+    starts = None
+    points = n_any = 0
+    all_full = True
+    for f, idxs in by_field.items():
+        times, values = points_of[f]
+        starts, count, n_valid, vals = K.window_calls(times, values, start, every, nwin,
+                                                      [CALL_CODES[calls[i][1].func] for i in idxs])
+        for i, v in zip(idxs, vals):
+            outs[i] = v
+        state[f] = (count, n_valid)
+        if n_valid:
+            points += int(count.sum())
+        n_any = max(n_any, n_valid)
+        all_full = all_full and n_valid == nwin
+    if not n_any:
         return [], points
-    valid = None
-    if n_valid < nwin:
-        if fill_none:
-            keep = np.flatnonzero(count)
-            times_out = times_out[keep]
-            outs = [o[keep] for o in outs]
+    keep = None
+    if not all_full:
+        if len(state) > 1:
+            any_valid = np.zeros(nwin, dtype=bool)
+            for count, _n in state.values():
+                any_valid |= count > 0
+            n_any = int(np.count_nonzero(any_valid))
         else:
-            valid = count > 0
-    kind = _KIND[ftype]
+            any_valid = None
+        if fill_none and n_any < nwin:
+            keep = np.flatnonzero(any_valid if any_valid is not None else next(iter(state.values()))[0])
+            starts = starts[keep]
     row = []
     for (name, key), vals in zip(calls, outs):
-        func = key.func
-        if func == "count":     # an empty window counts 0: never null
-            row.append(Column(name, vals, None, "integer"))
+        func, (count, n_valid) = key.func, state[key.field]
+        kind = "integer" if func == "count" else "float" if func == "mean" else _KIND[ftypes[key.field]]
+        if keep is not None:
+            vals, valid = vals[keep], count[keep] > 0
+            n_valid = int(np.count_nonzero(valid))
+            if n_valid == len(valid):
+                row.append(Column(name, vals, None, kind))
+            elif n_valid == 0:
+                row.append(Column(name, None, valid, kind))
+            else:            # no count 0 here: a kept window without this field's points is null
+                row.append(Column(name, vals, valid, kind))
+        elif n_valid == nwin or func == "count":   # count() of an empty window is 0, never null
+            row.append(Column(name, vals, None, kind))
+        elif n_valid == 0:
+            row.append(Column(name, None, count > 0, kind))
         else:
-            row.append(Column(name, vals, valid, "float" if func == "mean" else kind))
-    return [(0, times_out, row)], points
+            row.append(Column(name, vals, count > 0, kind))
+    return [(0, starts, row)], points
 
 
 def plain_window_calls(plan) -> bool:
