@@ -567,5 +567,10 @@ def test_a_busy_stream_stays_paced_while_the_tick_drains_it(srv):
         while len(got) < t:
             got += [r[1] for r in rows(data_events(c))]
         assert got == list(range(t))
+        # Paced events went out from the tick without the session's coroutine; once the
+        # writes stop it is back on its own: heartbeats while idle, then a single point at once.
+        assert c.wait_for(lambda e: e.get("comment") == "heartbeat")
+        assert srv.write(f"m12,host=a v=-1 {t + 10}".encode())[0] == 204
+        assert rows(data_events(c)) == [[t + 10, -1]]
     finally:
         c.close()

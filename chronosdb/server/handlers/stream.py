@@ -118,9 +118,9 @@ class _Ticker:
             if fut.done():          # the session went away meanwhile
                 continue
             try:
-                drained = session.sub.drain()
-                session._count(drained)
-                entries.append((session, taken + drained, fut))
+                # the points of what the drain takes: the queue keeps their sum
+                session._rate_points += session.sub.queued_points
+                entries.append((session, taken + session.sub.drain(), fut))
             except SubscriptionClosed as e:
                 fut.set_exception(e)
         try:
@@ -128,9 +128,22 @@ class _Ticker:
         except Exception:           # never strand the sessions: they format on their own
             log.exception("stream tick: bulk formatting failed")
             ready = {}
+        again = []
         for session, items, fut in entries:
             ev = ready.get(id(session), _NOT_READY)
+            if ev is not _NOT_READY and ev is not None and session.direct is not None \
+                    and not session.revoked and session.direct(ev.sse()):
+                # Written here, as the session would have written it; the session stays
+                # waiting for the next tick without its coroutine (and the generators
+                # between it and the connection) running for this event.
+                session.last_sent = time.monotonic()
+                again.append((session, [], fut))
+                continue
             fut.set_result(("items", items) if ev is _NOT_READY else ("event", ev))
+        if again:
+            self.waiting.extend(again)
+            if self.handle is None:
+                self.handle = self.loop.call_later(PACE_SECONDS - time.time() % PACE_SECONDS, self._tick)
 
 
 _NOT_READY = object()
@@ -223,6 +236,11 @@ class StreamSession:
         self.heads: dict = {}                      # one_series_events' series heads, per key
         self.catch_up_batches = 0                  # queued batches that may repeat a resume
         self.sid = None                   # the stream process's number for it (streamproc)
+        # Set by the connection serving the stream when it can take an SSE chunk outside the
+        # session's coroutine (``write_chunk_now``): a pace tick then writes this session's
+        # event itself and keeps it waiting for the next tick (see _Ticker).
+        self.direct = None
+        self.last_sent = time.monotonic()  # when an event or heartbeat last went out
         self.revoked: str | None = None
         self.shutting_down = False        # ended by shutdown (WebSocket close 1001, not 1008)
         self.tracker = WindowTracker(plan.interval, plan.offset, GRACE_NS) if plan.kind == "window" else None
@@ -382,14 +400,14 @@ class StreamSession:
         # Windows at or before this were answered by the resume above; later ones come live
         # (a window may come again, recomputed, if points for it arrive after it was sent).
         resumed_through = self.cursor if plan.kind == "window" else None
-        last_sent = time.monotonic()
+        self.last_sent = time.monotonic()
         last_partial = 0.0
         partial_dirty = False
         while True:
             if self.revoked:
                 yield _error_event(self.revoked)
                 return
-            timeout = HEARTBEAT_SECONDS - (time.monotonic() - last_sent)
+            timeout = HEARTBEAT_SECONDS - (time.monotonic() - self.last_sent)
             if self.tracker is not None:
                 dl = self.tracker.next_deadline()
                 if dl is not None:
@@ -408,10 +426,10 @@ class StreamSession:
                     if kind == "event":
                         if got is not None:
                             yield got
-                            last_sent = time.monotonic()
-                        elif time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
+                            self.last_sent = time.monotonic()
+                        elif time.monotonic() - self.last_sent >= HEARTBEAT_SECONDS:
                             yield StreamEvent("heartbeat", None, b"")
-                            last_sent = time.monotonic()
+                            self.last_sent = time.monotonic()
                         continue
                     items = got
             except SubscriptionClosed as e:
@@ -426,7 +444,7 @@ class StreamSession:
                         if ev is not None:
                             yield ev
                     yield StreamEvent("dropped", None, b'{"missed":%d}' % payload)
-                    last_sent = time.monotonic()
+                    self.last_sent = time.monotonic()
                 elif plan.kind == "raw":
                     taken.append((payload, self.cursor if self.catch_up_batches > 0 else None))
                     self.catch_up_batches = max(0, self.catch_up_batches - 1)
@@ -437,7 +455,7 @@ class StreamSession:
                 ev = await self._points_event(taken)
                 if ev is not None:
                     yield ev
-                    last_sent = time.monotonic()
+                    self.last_sent = time.monotonic()
             if self.tracker is not None:
                 for start in self.tracker.due(time.time_ns()):
                     if resumed_through is not None and start <= resumed_through:
@@ -446,7 +464,7 @@ class StreamSession:
                     if series:
                         self.cursor = start if self.cursor is None else max(self.cursor, start)
                         yield self._event("window", series, self.cursor)
-                        last_sent = time.monotonic()
+                        self.last_sent = time.monotonic()
                 if partial_dirty and time.monotonic() - last_partial >= PARTIAL_MIN_SECONDS:
                     partial_dirty = False
                     last_partial = time.monotonic()
@@ -454,10 +472,10 @@ class StreamSession:
                         series = await self._run(start=start, end=start + plan.interval)
                         if series:
                             yield self._event("partial", series, None)
-                            last_sent = time.monotonic()
-            if time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
+                            self.last_sent = time.monotonic()
+            if time.monotonic() - self.last_sent >= HEARTBEAT_SECONDS:
                 yield StreamEvent("heartbeat", None, b"")
-                last_sent = time.monotonic()
+                self.last_sent = time.monotonic()
 
 
 class _SseBody:
@@ -480,6 +498,10 @@ class _SseBody:
             yield ev.sse()
             if ev.kind == "error":
                 return
+
+    def attach_writer(self, write_chunk_now) -> None:
+        """The connection's ``write_chunk_now(bytes) -> bool``, for the pace tick (_Ticker)."""
+        self.session.direct = write_chunk_now
 
     async def aclose(self):
         if self._gen is not None:

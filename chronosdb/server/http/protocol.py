@@ -747,6 +747,17 @@ class StreamConnection(asyncio.Protocol):
         await self.can_write.wait()
         return not self.closing
 
+    def write_chunk_now(self, chunk: bytes) -> bool:
+        """Write one chunk of the stream now, from outside its serving task, if the connection
+        takes data without waiting (open, below the transport's high-water mark); False when
+        it wrote nothing. The serving task must be waiting for the stream's next chunk (between
+        chunks), as a paced stream waiting for its tick is."""
+        t = self.transport
+        if self.closing or t is None or not self.can_write.is_set() or t.is_closing():
+            return False
+        t.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        return True
+
     async def _serve(self) -> None:
         resp = self.resp
         try:
@@ -757,6 +768,9 @@ class StreamConnection(asyncio.Protocol):
                     self._ws.feed(self.pending)
                 await resp.websocket(self._ws)
                 return
+            attach = getattr(resp.stream, "attach_writer", None)
+            if attach is not None:
+                attach(self.write_chunk_now)
             try:
                 await _write_chunks(self, resp.stream)
             finally:
