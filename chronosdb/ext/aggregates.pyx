@@ -106,6 +106,41 @@ def window_select(const num_t[::1] values, const int64_t[::1] bounds, bint want_
     return out
 
 
+cdef inline void _fold(const num_t* v, Py_ssize_t a, Py_ssize_t b, double* fsum, uint64_t* usum,
+                       num_t* mn_out, num_t* mx_out) noexcept nogil:
+    """Sum, min and max of the rows v[a:b] (a < b), as window_sum and window_select have them:
+    floats summed in row order from zero (-0.0 alone sums to 0.0), other values summed on uint64
+    (int64 wrapping, without C's signed-overflow UB); NaN loses min/max (a comparison with NaN is
+    false; a NaN best so far takes any number); strict comparisons keep the earliest of equal
+    values."""
+    cdef Py_ssize_t i
+    cdef num_t x, mn = v[a], mx = v[a]
+    cdef double fs = 0.0
+    cdef uint64_t us
+    if num_t is double:
+        fs += mn
+        for i in range(a + 1, b):
+            x = v[i]
+            fs += x
+            if x < mn or (mn != mn and x == x):
+                mn = x
+            if x > mx or (mx != mx and x == x):
+                mx = x
+        fsum[0] = fs
+    else:
+        us = <uint64_t> mn
+        for i in range(a + 1, b):
+            x = v[i]
+            us += <uint64_t> x
+            if x < mn:
+                mn = x
+            if x > mx:
+                mx = x
+        usum[0] = us
+    mn_out[0] = mn
+    mx_out[0] = mx
+
+
 def window_cells(const num_t[::1] values, const int64_t[::1] bounds):
     """(count, sum, min, max, first, last) of each window in one pass over the rows.
 
@@ -124,9 +159,10 @@ def window_cells(const num_t[::1] values, const int64_t[::1] bounds):
     cdef num_t[:, ::1] oc4 = cells
     cdef double[::1] osf
     cdef int64_t[::1] osi
-    cdef double fs
-    cdef uint64_t us
-    cdef num_t x, mn, mx
+    cdef double fs = 0.0
+    cdef uint64_t us = 0
+    cdef num_t mn, mx
+    cdef const num_t* vp = &values[0] if values.shape[0] else NULL
     if num_t is double:
         osf = total
     else:
@@ -138,30 +174,10 @@ def window_cells(const num_t[::1] values, const int64_t[::1] bounds):
             oc[w] = b - a
             if a == b:
                 continue
-            mn = values[a]
-            mx = mn
+            _fold(vp, a, b, &fs, &us, &mn, &mx)
             if num_t is double:
-                fs = 0.0
-                fs += mn   # from zero, as window_sum: -0.0 alone sums to 0.0
-                for i in range(a + 1, b):
-                    x = values[i]
-                    fs += x
-                    # NaN loses: a comparison with NaN is false; a NaN best so far takes any
-                    # number. Strict comparisons keep the earliest of equal values.
-                    if x < mn or (mn != mn and x == x):
-                        mn = x
-                    if x > mx or (mx != mx and x == x):
-                        mx = x
                 osf[w] = fs
             else:
-                us = <uint64_t> mn
-                for i in range(a + 1, b):
-                    x = values[i]
-                    us += <uint64_t> x
-                    if x < mn:
-                        mn = x
-                    if x > mx:
-                        mx = x
                 osi[w] = <int64_t> us
             oc4[0, w] = mn
             oc4[1, w] = mx
@@ -258,19 +274,14 @@ def window_calls(times, values, int64_t start, int64_t every, Py_ssize_t nwin, c
     return starts, count, nvalid, outs
 
 
-ctypedef fused calls_t:
-    double
-    int64_t
-
-
-cdef Py_ssize_t _window_calls(const int64_t* t, const calls_t* values, Py_ssize_t n, int64_t start,
+cdef Py_ssize_t _window_calls(const int64_t* t, const num_t* values, Py_ssize_t n, int64_t start,
                               int64_t every, Py_ssize_t nwin, int* code, Py_ssize_t ncalls,
                               void** out, int64_t* starts, int64_t* oc) noexcept nogil:
-    cdef Py_ssize_t w, i, a, b = 0, k, nvalid = 0
+    cdef Py_ssize_t w, a, b = 0, k, nvalid = 0
     cdef int64_t edge
     cdef double fs = 0.0, dsum
     cdef uint64_t us = 0
-    cdef calls_t x, mn, mx
+    cdef num_t x, mn, mx
     # the first window's first row: the points before ``start`` belong to no window
     if n and chronos_window_edge(start, every, 0, &edge) == 0:
         b = gallop_lower_bound(t, 0, n, edge)
@@ -286,37 +297,15 @@ cdef Py_ssize_t _window_calls(const int64_t* t, const calls_t* values, Py_ssize_
         if a == b:
             continue
         nvalid += 1
-        mn = values[a]
-        mx = mn
-        if calls_t is double:
-            fs = 0.0
-            fs += mn   # from zero, as window_sum: -0.0 alone sums to 0.0
-            for i in range(a + 1, b):
-                x = values[i]
-                fs += x
-                # NaN loses; strict comparisons keep the earliest of equal values.
-                if x < mn or (mn != mn and x == x):
-                    mn = x
-                if x > mx or (mx != mx and x == x):
-                    mx = x
-            dsum = fs
-        else:
-            us = <uint64_t> mn
-            for i in range(a + 1, b):
-                x = values[i]
-                us += <uint64_t> x
-                if x < mn:
-                    mn = x
-                if x > mx:
-                    mx = x
-            dsum = <double> <int64_t> us
+        _fold(values, a, b, &fs, &us, &mn, &mx)
+        dsum = fs if num_t is double else <double> <int64_t> us
         for k in range(ncalls):
             if code[k] == CALL_COUNT:
                 continue
             elif code[k] == CALL_MEAN:
                 (<double*> out[k])[w] = dsum / <double> (b - a)
             elif code[k] == CALL_SUM:
-                if calls_t is double:
+                if num_t is double:
                     (<double*> out[k])[w] = fs
                 else:
                     (<int64_t*> out[k])[w] = <int64_t> us
@@ -329,11 +318,11 @@ cdef Py_ssize_t _window_calls(const int64_t* t, const calls_t* values, Py_ssize_
                     x = values[a]
                 elif code[k] == CALL_LAST:
                     x = values[b - 1]
-                elif calls_t is double:
+                elif num_t is double:
                     x = mx - mn
                 else:
-                    x = <int64_t> (<uint64_t> mx - <uint64_t> mn)
-                (<calls_t*> out[k])[w] = x
+                    x = <num_t> (<uint64_t> mx - <uint64_t> mn)
+                (<num_t*> out[k])[w] = x
     return nvalid
 
 
