@@ -153,17 +153,18 @@ def _answer(plan, calls, every, off, conjuncts, reader, db, rp, now, limits, che
         return None
     fields = sorted({key.field for _n, key in calls})
     check_cancel()
+    one = None
     with reader.views(db, rp, lo, hi) as views:
         if len(sids) == 1:
+            # (the points may be views of the pinned shards' caches: shaped while pinned)
             points_of = _one_series(views, int(sids[0]), fields, lo, hi, every, start % every)
-            merged = None
+            if points_of is None or None in points_of.values():
+                return None     # declined, or a field without a point in the range (see below)
+            one = point_columns(plan.fill == "none", calls, points_of, ftypes, start, every, nwin)
         else:
-            points_of = None
             merged = _many_series(views, sids.tolist(), fields, lo, hi, start, every, nwin)
-    if points_of is not None:
-        if None in points_of.values():
-            return None     # a field without a point in the range (see below)
-        out, points = point_columns(plan.fill == "none", calls, points_of, ftypes, start, every, nwin)
+    if one is not None:
+        out, points = one
         if limits.max_points and points > limits.max_points:
             return None
         return [Series(src.name, None, times, cols) for _g, times, cols in out]
