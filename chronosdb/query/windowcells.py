@@ -102,8 +102,8 @@ def point_columns(fill_none: bool, calls, points_of: dict, ftypes: dict, start: 
     outs: list = [None] * len(calls)
     state = {}                      # field -> (count, windows with a point)
     starts = None
-    points = n_any = 0
-    all_full = True
+    points = 0
+    any_point, all_full = False, True
     for f, idxs in by_field.items():
         times, values = points_of[f]
         starts, count, n_valid, vals = K.window_calls(times, values, start, every, nwin,
@@ -113,21 +113,17 @@ def point_columns(fill_none: bool, calls, points_of: dict, ftypes: dict, start: 
         state[f] = (count, n_valid)
         if n_valid:
             points += int(count.sum())
-        n_any = max(n_any, n_valid)
+            any_point = True
         all_full = all_full and n_valid == nwin
-    if not n_any:
+    if not any_point:
         return [], points
     keep = None
-    if not all_full:
-        if len(state) > 1:
-            any_valid = np.zeros(nwin, dtype=bool)
-            for count, _n in state.values():
-                any_valid |= count > 0
-            n_any = int(np.count_nonzero(any_valid))
-        else:
-            any_valid = None
-        if fill_none and n_any < nwin:
-            keep = np.flatnonzero(any_valid if any_valid is not None else next(iter(state.values()))[0])
+    if fill_none and not all_full:     # keep the windows where some field has a point
+        any_valid = np.zeros(nwin, dtype=bool)
+        for count, _n in state.values():
+            any_valid |= count > 0
+        if not any_valid.all():
+            keep = np.flatnonzero(any_valid)
             starts = starts[keep]
     row = []
     for (name, key), vals in zip(calls, outs):

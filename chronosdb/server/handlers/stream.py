@@ -106,9 +106,13 @@ class _Ticker:
         what ``session.sub.drain()`` gives at the next tick (or its SubscriptionClosed)."""
         fut = self.loop.create_future()
         self.waiting.append((session, taken, fut))
+        self._arm()
+        return fut
+
+    def _arm(self) -> None:
+        """Set the callback for the next tick of the grid, unless it is set."""
         if self.handle is None:
             self.handle = self.loop.call_later(PACE_SECONDS - time.time() % PACE_SECONDS, self._tick)
-        return fut
 
     def _tick(self) -> None:
         self.handle = None
@@ -142,8 +146,7 @@ class _Ticker:
             fut.set_result(("items", items) if ev is _NOT_READY else ("event", ev))
         if again:
             self.waiting.extend(again)
-            if self.handle is None:
-                self.handle = self.loop.call_later(PACE_SECONDS - time.time() % PACE_SECONDS, self._tick)
+            self._arm()
 
 
 _NOT_READY = object()
@@ -295,17 +298,13 @@ class StreamSession:
     def _event(self, kind: str, series, ident: int | None) -> StreamEvent:
         return StreamEvent(kind, None if ident is None else str(ident), encode_data(series, self.epoch))
 
-    def _count(self, items) -> None:
-        """Count the points of batches taken from the queue toward the stream's rate."""
-        self._rate_points += sum(p.n_values for k, p in items if k == "batch")
-
     def _busy(self, items) -> bool:
         """Is this stream receiving more than PACE_ABOVE_POINTS points/s (measured over
         quarter-second spans)? Only busy streams are paced, so a quiet stream's points go out
         at once. The rate counts every batch taken: those ``items`` and those a pace tick
         drained (counted there)."""
         now = time.monotonic()
-        self._count(items)
+        self._rate_points += sum(p.n_values for k, p in items if k == "batch")
         span = now - self._rate_since
         if span >= 0.25:
             self._rate_busy = self._rate_points / span > PACE_ABOVE_POINTS
