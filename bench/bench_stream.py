@@ -20,7 +20,8 @@ ingest ratio).
 2. Ingest: values/s of /write (bodies of 5000 lines over 100 hosts, 2 writer connections) with
    no subscribers, then with ``--idle`` idle subscribers (a measurement nobody writes) and
    ``--subscribers`` active ones, alternated ``--rounds`` times, and the median of the rounds'
-   ratios — twice: active subscribers that each follow one
+   ratios (each phase measured after ``--warmup`` seconds of the same writes, so the work of
+   opening or closing 1,100 streams is not counted in either) — twice: active subscribers that each follow one
    host (``WHERE host = 'hN'``: together they receive every point once, the dashboard case), and
    active subscribers that each stream everything written (every point delivered
    ``--subscribers`` times: a fan-out of 100x the ingest on the same cores). /write round-trip
@@ -278,6 +279,8 @@ def main() -> None:
     ap.add_argument("--stall-seconds", type=float, default=60.0)
     ap.add_argument("--rounds", type=int, default=5,
                     help="ingest: alternated phases without and with subscribers")
+    ap.add_argument("--warmup", type=float, default=1.0,
+                    help="ingest: unmeasured seconds of writes before each measured phase")
     ap.add_argument("--latency-only", action="store_true", help="only the latency phase")
     ap.add_argument("--per-host-only", action="store_true",
                     help="ingest: only the one-host-each phase (then the stall)")
@@ -331,10 +334,15 @@ def main() -> None:
             ratios, bases, loadeds, wl0, wl1 = [], [], [], [], []
             cpu0 = cpu1 = sub_cpu = delivered = dropped = 0.0
             for _r in range(args.rounds):
+                # Each measured phase follows --warmup seconds of the same writes, unmeasured:
+                # closing or opening 1,100 streams leaves the server and its stream process
+                # work (ending sessions, collecting garbage) that is not the steady state.
+                ingest(srv.port, args.warmup)
                 s0 = tree_cpu_s(pid)
                 base = ingest(srv.port, args.seconds, latencies=wl0)
                 cpu0 += tree_cpu_s(pid) - s0
                 p, c = start_subscribers(srv.port, args.subscribers, args.idle, per_host=per_host)
+                ingest(srv.port, args.warmup)
                 s0, c0 = tree_cpu_s(pid), cpu_s(p.pid)
                 d0, x0 = pubsub_counts(srv)
                 loaded = ingest(srv.port, args.seconds, latencies=wl1)
