@@ -295,6 +295,24 @@ def test_group_points_equals_a_stable_lexsort(seed):
     assert clean == (len(set(triples)) == len(triples))
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_group_points_sorts_runs_of_several_writers_stably(seed):
+    """Each group's points as several runs already in time order (batches of several writers:
+    runs that overlap, tie, or lie wholly before or after each other): the same order as a
+    stable lexsort."""
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 6))
+    gid, times = [], []
+    for _ in range(int(rng.integers(1, 25))):
+        m = int(rng.integers(0, 40))
+        base = int(rng.choice([0, 10**15, int(rng.integers(0, 100))]))
+        gid.append(rng.integers(0, k, m))
+        times.append(base + np.sort(rng.integers(0, 30 if seed % 3 else 3, m)))
+    gid, times = np.concatenate(gid).astype(np.int64), np.concatenate(times).astype(np.int64)
+    order, start, end, _clean = merge.group_points(gid, times, np.zeros(len(gid), np.int32), k)
+    assert order.tolist() == np.lexsort((times, gid)).tolist()
+
+
 def test_group_points_rejects_bad_input():
     with pytest.raises(ValueError, match="outside"):
         merge.group_points(np.array([0, 3]), np.array([1, 2]), np.array([0, 0]), 3)

@@ -514,39 +514,60 @@ def window_bounds(times, int64_t start, int64_t every, Py_ssize_t nwin):
     return out_arr
 
 
-cdef void _stable_sort_by_time(int64_t* idx, int64_t* tmp, Py_ssize_t n, const int64_t* t) noexcept nogil:
-    """Bottom-up merge sort of positions ``idx`` by t[position], stable (ties keep their order)."""
-    cdef Py_ssize_t width = 1, lo, mid, hi, i, a, b
+cdef void _stable_sort_by_time(int64_t* idx, int64_t* tmp, int64_t* runs, Py_ssize_t n,
+                               const int64_t* t) noexcept nogil:
+    """Natural merge sort of positions ``idx`` by t[position], stable (ties keep their order):
+    the runs already in time order are found (a series' points from one batch usually are one),
+    then neighbouring runs are merged pairwise until one is left; a pair whose left run ends at
+    or before the right one begins is copied, not merged. ``tmp`` holds n positions, ``runs``
+    n + 1 run bounds."""
+    cdef Py_ssize_t nr = 0, r, j, lo, mid, hi, i, a, b
     cdef int64_t* src = idx
     cdef int64_t* dst = tmp
     cdef int64_t* sw
-    while width < n:
-        lo = 0
-        while lo < n:
-            mid = lo + width if lo + width < n else n
-            hi = lo + 2 * width if lo + 2 * width < n else n
-            a, b, i = lo, mid, lo
-            while a < mid and b < hi:
-                if t[src[b]] < t[src[a]]:
-                    dst[i] = src[b]
-                    b += 1
+    runs[0] = 0
+    for i in range(1, n):
+        if t[idx[i]] < t[idx[i - 1]]:
+            nr += 1
+            runs[nr] = i
+    nr += 1
+    runs[nr] = n
+    while nr > 1:
+        r = 0
+        j = 0
+        while r < nr:
+            lo = runs[r]
+            if r + 1 < nr:
+                mid = runs[r + 1]
+                hi = runs[r + 2]
+                r += 2
+                if t[src[mid]] >= t[src[mid - 1]]:
+                    memcpy(dst + lo, src + lo, (hi - lo) * sizeof(int64_t))
                 else:
-                    dst[i] = src[a]
-                    a += 1
-                i += 1
-            while a < mid:
-                dst[i] = src[a]
-                a += 1
-                i += 1
-            while b < hi:
-                dst[i] = src[b]
-                b += 1
-                i += 1
-            lo = hi
+                    a, b, i = lo, mid, lo
+                    while a < mid and b < hi:
+                        if t[src[b]] < t[src[a]]:
+                            dst[i] = src[b]
+                            b += 1
+                        else:
+                            dst[i] = src[a]
+                            a += 1
+                        i += 1
+                    if a < mid:
+                        memcpy(dst + i, src + a, (mid - a) * sizeof(int64_t))
+                    elif b < hi:
+                        memcpy(dst + i, src + b, (hi - b) * sizeof(int64_t))
+            else:
+                hi = runs[r + 1]
+                r += 1
+                memcpy(dst + lo, src + lo, (hi - lo) * sizeof(int64_t))
+            runs[j] = lo
+            j += 1
+        runs[j] = n
+        nr = j
         sw = src
         src = dst
         dst = sw
-        width *= 2
     if src != idx:
         memcpy(idx, src, n * sizeof(int64_t))
 
@@ -554,8 +575,9 @@ cdef void _stable_sort_by_time(int64_t* idx, int64_t* tmp, Py_ssize_t n, const i
 def group_points(gid, times, batch, Py_ssize_t k):
     """(order, start, end, clean): ``order`` lists point positions grouped by ``gid`` (0..k-1)
     and, within a group, by time (stable: points of equal time keep their input order); group
-    g is order[start[g]:end[g]]. A counting sort by group, O(n + k), then a stable merge sort of
-    each group whose times are not already in order (writers usually send them in order).
+    g is order[start[g]:end[g]]. A counting sort by group, O(n + k), then a stable natural merge
+    sort of each group whose times are not already in order (writers usually send them in
+    order; several writers of one series send runs in order).
     ``clean`` is False when one group has one time twice for one ``batch`` value (two points of
     one series and time in one batch, which a caller must merge). Checked here: gid in range;
     equal lengths."""
@@ -573,10 +595,12 @@ def group_points(gid, times, batch, Py_ssize_t k):
     cdef const int32_t[::1] b = b_arr
     order_arr = np.empty(n, dtype=np.int64)
     tmp_arr = np.empty(n, dtype=np.int64)
+    runs_arr = np.empty(n + 1, dtype=np.int64)
     start_arr = np.zeros(k, dtype=np.int64)
     end_arr = np.zeros(k, dtype=np.int64)
     cdef int64_t[::1] order = order_arr
     cdef int64_t[::1] tmp = tmp_arr
+    cdef int64_t[::1] runs = runs_arr
     cdef int64_t[::1] start = start_arr
     cdef int64_t[::1] end = end_arr
     cdef Py_ssize_t bad = -1
@@ -601,7 +625,7 @@ def group_points(gid, times, batch, Py_ssize_t k):
             for j in range(k):
                 for i in range(start[j] + 1, end[j]):
                     if t[order[i]] < t[order[i - 1]]:
-                        _stable_sort_by_time(&order[start[j]], &tmp[0], end[j] - start[j], &t[0])
+                        _stable_sort_by_time(&order[start[j]], &tmp[0], &runs[0], end[j] - start[j], &t[0])
                         break
                 if clean:
                     for i in range(start[j] + 1, end[j]):
