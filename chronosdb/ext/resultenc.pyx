@@ -778,7 +778,7 @@ cdef int _rows_kernel(OutBuf* ob, ColumnView* cols, Py_ssize_t ncols,
                 p += 1
             else:
                 # cdivision: C's / truncates toward zero, as Go's does (-1500 ns is 0 ms)
-                p = renc_i64(p, times[r] // divisor)
+                p = renc_i64(p, times[r] if divisor == 1 else times[r] // divisor)
         for j in range(ncols):
             c = &cols[j]
             if first:
