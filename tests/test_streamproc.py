@@ -12,8 +12,8 @@ import pytest
 
 from chronosdb.model.batch import WriteBatch
 from chronosdb.server.config import ConfigError, ServerConfig
-from chronosdb.server.streamproc import (FrameReader, LoopFrameReader, decode_payload, encode_frame,
-                                         send_frame)
+from chronosdb.server.streamproc import (FrameReader, LoopFrameReader, decode_batch, decode_payload,
+                                         encode_batch, encode_frame, send_frame)
 from serverproc import ServerProcess
 from test_stream import SseClient, WsClient, data_events, rows, start_server
 
@@ -56,6 +56,41 @@ def test_a_batch_crosses_the_channel_whole_and_in_order():
     finally:
         a.close()
         b.close()
+
+
+def _numeric_batch(n: int = 37) -> WriteBatch:
+    pts = [(f"m,host=h{i % 5}", "v", 1, 1000 + i, i / 3) for i in range(n)]
+    pts += [("m,host=h1", "n", 2, 6000 + i, -i * 10**15) for i in range(n % 7 + 1)]
+    pts += [(f"other,host=é{i % 2}", "b", 3, 7000 + i, i % 2 == 0) for i in range(3)]
+    return WriteBatch.from_points(pts)
+
+
+def test_a_numeric_batch_crosses_as_its_own_frame_with_aligned_arrays():
+    a, b = socket.socketpair()
+    try:
+        batches = [(_numeric_batch(n), f"db{n}", "autogen") for n in (1, 2, 37, 1000)]
+        batches.append((WriteBatch([], []), "d", "r"))
+        batches.append((batches[2][0], "db37", "autogen"))     # the same keys again (cached)
+        for wb, db, rp in batches:
+            send_frame(a, encode_batch(db, rp, wb))
+        reader = LoopFrameReader(b)
+        frames = []
+        while len(frames) < len(batches):
+            frames += reader.feed()
+        for (wb, db, rp), (kind, body) in zip(batches, frames):
+            assert kind == b"N"
+            gdb, grp, got = decode_batch(body)
+            assert (gdb, grp) == (db, rp) and _equal(got, wb)
+            for c in got.columns:
+                assert all(arr.ctypes.data % 8 == 0 for arr in (c.series, c.times, c.values))
+        assert decode_batch(frames[-1][1])[2].keys is not decode_batch(frames[2][1])[2].keys
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_batch_with_strings_is_not_a_numeric_frame():
+    assert encode_batch("db", "rp", _batch()) is None
 
 
 def _next_frame(reader):

@@ -40,7 +40,7 @@ import threading
 import numpy as np
 
 from chronosdb.model.batch import WriteBatch
-from chronosdb.pubsub.matcher import KeyInfo, MatchedBatch, SharedBatch, SubscriptionFilter, match_keys
+from chronosdb.pubsub.matcher import KeyInfo, MatchedBatch, MatchedRun, SharedBatch, SubscriptionFilter, match_keys
 
 OVERFLOW_POLICIES = ("notify", "disconnect")
 DEFAULT_MAX_POINTS = 100_000
@@ -85,9 +85,22 @@ class Subscription:
         self.delivered = 0            # points handed to the queue, in total
         self.held_points = 0          # points of the published batches the queue keeps alive
         self.stalled = False          # set by the reader: its client stopped taking data
+        self._tick_fed = False
         self.closed_reason: str | None = None
         self._queue: collections.deque[WriteBatch] = collections.deque()
         self._waiter: asyncio.Future | None = None   # the reader's, while it waits in get()
+
+    @property
+    def tick_fed(self) -> bool:
+        """Set by the reader while it waits for a pace tick that will drain this queue anyway
+        (the stream handler's ticker): the bus may hold batches for it until then (release)."""
+        return self._tick_fed
+
+    @tick_fed.setter
+    def tick_fed(self, value: bool) -> None:
+        if value != self._tick_fed:
+            self._tick_fed = value
+            self.bus._fed_version += 1
 
     # -- loop thread, called by the bus ------------------------------------------------------
     def _offer(self, batch: WriteBatch) -> tuple[int, int]:
@@ -103,16 +116,18 @@ class Subscription:
             self._notify()
             return 0, n
         held = n
-        if isinstance(batch, MatchedBatch):
-            held = batch.shared.n_values
+        if isinstance(batch, (MatchedBatch, MatchedRun)):
+            held = batch.held_values
             if n * 4 < held and (self.stalled or
                                  self.held_points + held > HOLD_FACTOR * self.max_points):
                 # The reader is stalled or far behind and this part is a small share of its
-                # batch: keep a copy of the part, not the whole published batch (memory stays
-                # proportional to the bound).
-                batch = batch.compact()
+                # batch(es): keep a copy of the part, not the whole published batches (memory
+                # stays proportional to the bound).
+                self._queue.extend(p.compact() for p in batch.parts())
+                batch = None
                 held = n
-        self._queue.append(batch)
+        if batch is not None:
+            self._queue.append(batch)
         self.queued_points += n
         self.held_points += held
         self.delivered += n
@@ -129,7 +144,7 @@ class Subscription:
         if self._queue:
             b = self._queue.popleft()
             self.queued_points -= b.n_values
-            self.held_points -= b.shared.n_values if isinstance(b, MatchedBatch) else b.n_values
+            self.held_points -= getattr(b, "held_values", b.n_values)
             return ("batch", b)
         if self.closed_reason is not None:
             raise SubscriptionClosed(self.closed_reason)
@@ -216,6 +231,13 @@ class Bus:
         self._plans: dict[tuple, tuple] = {}
         self._pending_lock = threading.Lock()
         self._pending: dict[asyncio.AbstractEventLoop, list] = {}
+        # Per loop: published batches held for that loop's pace tick (see _deliver, release).
+        # Touched only on that loop's thread.
+        self._held: dict[asyncio.AbstractEventLoop, list] = {}
+        # Bumped when a subscription starts or stops being tick-fed: _can_hold's last answer
+        # per plan stays good until then (and until the subscriptions change: _version).
+        self._fed_version = 0
+        self._hold_memo: tuple = (None, -1, -1, None, False)
 
     @property
     def subscriber_count(self) -> int:
@@ -363,9 +385,22 @@ class Bus:
     def _deliver(self, loop, items) -> None:
         """On ``loop``: each published batch's parts to that loop's subscribers, in publish
         order; one ``MatchedBatch`` per distinct filter, shared by its subscribers (the stream
-        formatter reuses its work across them)."""
+        formatter reuses its work across them). A batch whose every live subscriber here waits
+        for a pace tick (``Subscription.tick_fed``) is held instead, and given to them by that
+        tick (``release``) together with the other batches held meanwhile."""
+        held = self._held.get(loop)
         delivered = dropped = 0
-        for shared, (entries, _loops, cat, starts) in items:
+        for item in items:
+            entries = item[1][0]
+            if self._can_hold(entries, loop):
+                if held is None:
+                    held = self._held[loop] = []
+                held.append(item)
+                continue
+            if held:                    # what was held goes first: every queue stays in order
+                self.release(loop)
+                held = None
+            shared, (_entries, _loops, cat, starts) = item
             counts = np.add.reduceat(shared.points_per_key[cat], starts).tolist()
             for (_flt, key_idx, subs, _infos), n in zip(entries, counts):
                 part = None
@@ -379,6 +414,79 @@ class Bus:
                     dropped += x
         self._metric("pubsub_points_delivered_total", delivered)
         self._metric("pubsub_points_dropped_total", dropped)
+
+    def holding(self, loop) -> bool:
+        """Are batches held for ``loop``'s next tick? (The last batches delivered there were.)"""
+        return bool(self._held.get(loop))
+
+    def _can_hold(self, entries, loop) -> bool:
+        """``_all_tick_fed``, remembered for the last plan until a subscription starts or stops
+        waiting for a tick or the subscriptions change (between two ticks, usually none do)."""
+        m = self._hold_memo
+        if m[0] is entries and m[1] == self._fed_version and m[2] == self._version and m[3] is loop:
+            return m[4]
+        can = _all_tick_fed(entries, loop)
+        self._hold_memo = (entries, self._fed_version, self._version, loop, can)
+        return can
+
+    def release(self, loop) -> None:
+        """On ``loop`` (its pace tick calls this before draining the queues): the batches held
+        for that loop's tick-fed subscribers, as one item per filter — a ``MatchedRun`` of every
+        held batch's part for that filter, in publish order — offered to each of its
+        subscribers. So a tick-fed subscriber costs the bus one queue item per tick, not one per
+        published batch. (A subscriber that stopped waiting for the tick since a batch was held
+        gets the batch here too, in order: it was meant for it.)"""
+        items = self._held.pop(loop, None)
+        if not items:
+            return
+        # id(subscribers of a plan entry) -> (subscribers, shareds, key idx, counts). Cached
+        # plans keep one tuple per entry, so batches of the same series share a run; the items
+        # keep the tuples alive meanwhile. Consecutive batches of one plan (a writer sending
+        # the same series) are counted together: one reduceat over all of them.
+        runs: dict[int, tuple] = {}
+        i = 0
+        while i < len(items):
+            plan = items[i][1]
+            j = i + 1
+            while j < len(items) and items[j][1] is plan:
+                j += 1
+            shareds = [it[0] for it in items[i:j]]
+            entries, _loops, cat, starts = plan
+            ppk = np.stack([sh.points_per_key for sh in shareds]) if j - i > 1 else \
+                shareds[0].points_per_key[None, :]
+            per_entry = np.add.reduceat(ppk[:, cat], starts, axis=1).T.tolist()
+            for (_flt, key_idx, subs, _infos), ns in zip(entries, per_entry):
+                run = runs.get(id(subs))
+                if run is None:
+                    run = runs[id(subs)] = (subs, [], [], [])
+                run[1].extend(shareds)
+                run[2].extend([key_idx] * len(shareds))
+                run[3].extend(ns)
+            i = j
+        delivered = dropped = 0
+        for subs, shareds, idxs, ns in runs.values():
+            part = MatchedBatch(shareds[0], idxs[0], ns[0]) if len(shareds) == 1 else \
+                MatchedRun(tuple(shareds), tuple(idxs), tuple(ns))
+            for sub in subs:
+                if sub.loop is loop:
+                    d, x = sub._offer(part)
+                    delivered += d
+                    dropped += x
+        self._metric("pubsub_points_delivered_total", delivered)
+        self._metric("pubsub_points_dropped_total", dropped)
+
+
+def _all_tick_fed(entries, loop) -> bool:
+    """Does every live subscriber on ``loop`` of a batch's plan entries wait for a pace tick
+    (and is there one)? Then delivering the batch before the tick would change nothing."""
+    live = False
+    for e in entries:
+        for sub in e[2]:
+            if sub.loop is loop and sub.closed_reason is None:
+                if not sub.tick_fed:
+                    return False
+                live = True
+    return live
 
 
 def _expire(waiter: asyncio.Future) -> None:

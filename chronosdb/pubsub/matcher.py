@@ -20,7 +20,8 @@ filter's matching *key indices* (``match_keys``: keys are looked up through a pe
 (measurement, tag, value) index when the filter has an equality term, so ``host = 'h7'`` tests
 one key, not every key of the batch), and hands each subscriber a ``MatchedBatch``: the shared
 batch plus its key indices. Its columns are cut out only if someone asks for them; the stream
-formatter instead takes its series' contiguous slices of the shared rows.
+formatter instead takes its series' contiguous slices of the shared rows. Batches the bus held
+for a pace tick reach a subscriber together, as one ``MatchedRun`` (see ``broker.Bus.release``).
 """
 from __future__ import annotations
 
@@ -51,6 +52,15 @@ class SubscriptionFilter:
             raise ValueError("a subscription names a measurement or a regex, not both")
         if self.measurement_regex is not None:
             tx.check_pattern(self.measurement_regex)
+
+    def __hash__(self):
+        # Kept once computed: filters key the bus's and the tick's per-filter caches, and a
+        # tag predicate hashes its whole tree each time.
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.db, self.rp, self.measurement, self.measurement_regex, self.tags))
+            object.__setattr__(self, "_hash", h)
+        return h
 
     @property
     def compiled_regex(self):
@@ -194,12 +204,40 @@ class MatchedBatch(WriteBatch):
     def n_values(self) -> int:
         return self._n
 
+    @property
+    def held_values(self) -> int:
+        """The points a queue keeps alive by holding this part: its whole published batch."""
+        return self.shared.n_values
+
     def compact(self) -> WriteBatch:
         """This part as a plain batch of its own (copied) columns: lets the shared batch go."""
         return WriteBatch(self.keys, list(self.columns))
 
+    def parts(self) -> list:
+        return [self]
+
     def __repr__(self):
         return f"MatchedBatch({len(self.key_idx)} of {len(self.keys)} keys, {self._n} points)"
+
+
+class MatchedRun:
+    """The parts one filter wants of several published batches, queued as *one* item: what the
+    bus hands a subscriber when it releases the batches it held for a pace tick
+    (``Bus.release``). One object per filter and tick instead of one ``MatchedBatch`` per
+    filter and batch; ``parts()`` gives those, in publish order, when a reader needs them."""
+
+    __slots__ = ("shareds", "key_idxs", "counts", "n_values", "held_values")
+
+    def __init__(self, shareds: tuple, key_idxs: tuple, counts: tuple):
+        self.shareds, self.key_idxs, self.counts = shareds, key_idxs, counts
+        self.n_values = sum(counts)
+        self.held_values = sum(s.n_values for s in shareds)
+
+    def parts(self) -> list:
+        return [MatchedBatch(s, k, n) for s, k, n in zip(self.shareds, self.key_idxs, self.counts)]
+
+    def __repr__(self):
+        return f"MatchedRun({len(self.shareds)} batches, {self.n_values} points)"
 
 
 def key_mask(keys: list[bytes], key_infos: list[tuple[bytes, dict]], measurement: bytes | None,

@@ -332,9 +332,19 @@ class _MergedRows:
     ``series`` indexes a key list common to all parts, ``fields`` holds one column per field
     name over all rows. Rows are not merged across batches (each batch's rows stay rows)."""
 
-    def __init__(self, series, times, fields):
-        self.series, self.times, self.fields = series, times, fields
+    def __init__(self, series, times, fields, key_spans=None):
+        self._series, self.times, self.fields = series, times, fields
+        self._key_spans = key_spans
         self.n = len(times)
+
+    @property
+    def series(self) -> np.ndarray:
+        """The common key id of each row; rows grouped by key (``_Combined._group``) give it
+        from each key's [start, end) when first asked (the one-series events never ask)."""
+        if self._series is None:
+            start, end = self._key_spans
+            self._series = np.repeat(np.arange(len(start), dtype=np.int64), end - start)
+        return self._series
 
 
 def _merge_fields(cols: dict, n: int) -> dict:
@@ -420,19 +430,33 @@ class _Combined:
                 if name in seen:            # one name, two types in one batch: keep the first
                     continue
                 seen.add(name)
-                cols.setdefault(name, []).append((n, c.values, np.ones(len(c), dtype=bool), _KINDS[c.ftype]))
+                cols.setdefault(name, []).append((n, c.values, _KINDS[c.ftype]))
             G.append(self.gid_of[i][c0.series])
             T.append(c0.times)
             B.append(np.full(len(c0), i, dtype=np.int32))
             n += len(c0)
         if not n:
             return False
+        batches = len(G)
         G, T = np.concatenate(G), np.concatenate(T)
         order, self.key_start, self.key_end, clean = group_points(G, T, np.concatenate(B), len(self.key_list))
         if not clean:
             return False
-        self.rows = _MergedRows(G[order], T[order], {k: (v[order], va[order], kind) for k, (v, va, kind)
-                                                      in _merge_fields(cols, n).items()})
+        fields = {}
+        every = None                # a field every batch has: valid on every row (one mask for all)
+        for name, pieces in cols.items():
+            kind = pieces[0][2]
+            pieces = [p for p in pieces if p[2] == kind]   # another type under one name: keep the first
+            if len(pieces) == batches:
+                if every is None:
+                    every = np.ones(n, dtype=bool)
+                vals = pieces[0][1] if len(pieces) == 1 else np.concatenate([p[1] for p in pieces])
+                fields[name] = (vals[order], every, kind)
+            else:
+                v, va, kind = _merge_fields({name: [(o, v, np.ones(len(v), dtype=bool), k)
+                                                    for o, v, k in pieces]}, n)[name]
+                fields[name] = (v[order], va[order], kind)
+        self.rows = _MergedRows(None, T[order], fields, (self.key_start, self.key_end))
         return True
 
     def _sort(self, shareds) -> None:

@@ -21,8 +21,9 @@ after ``Last-Event-ID``, window rows: the child sends the bounds, the server run
 it kept and sends back the series), key checks (a key change revokes streams from the server's
 side), metrics (the child sends its counter increments; ``/metrics`` is the server's).
 
-Frames, both ways: ``<u32 length><u8 type>`` then the payload (pickled, protocol 5; a batch's
-arrays follow its pickle as raw buffers). Types, server to child: ``B`` batch, ``A`` adopt (with
+Frames, both ways: ``<u32 length><u8 type>`` then the payload (pickled, protocol 5, its arrays
+following as raw buffers; a batch of numeric columns has a layout of its own, ``N``, see
+``encode_batch``). Types, server to child: ``N`` / ``B`` batch, ``A`` adopt (with
 the fd), ``R`` revoke, ``P`` query answer, ``L`` batches lost (the forwarding queue was full),
 ``X`` stop. Child to server: ``Q`` query, ``M`` metric increments, ``C`` stream closed.
 
@@ -59,6 +60,7 @@ _U32 = struct.Struct("<I")
 # increment (0 = the server's own priority). See _lower_priority.
 PRIORITY = os.environ.get("CHRONOSDB_STREAM_PRIORITY", "idle")
 FORWARD_MAX_POINTS = int(os.environ.get("CHRONOSDB_STREAM_FORWARD_POINTS", "4000000"))
+CHANNEL_BUFFER_BYTES = 4 << 20
 
 
 # -- framing ---------------------------------------------------------------------------------
@@ -92,6 +94,94 @@ def decode_payload(body: memoryview):
         bufs.append(body[pos:pos + ln])
         pos += ln
     return pickle.loads(meta, buffers=bufs)
+
+
+# A batch of numeric columns goes as an ``N`` frame, without pickle: unpickling a batch (its
+# dataclasses, enum and arrays rebuilt one by one) was most of what reading a frame cost the
+# child. Body: <u32 meta length> meta, then the arrays at offsets that are multiples of 8.
+# meta: <u32 len(db)> <u32 len(rp)> <u32 keys> <u32 columns>, db, rp, one <u32> length per key,
+# the keys end to end, then per column <u32 len(name)> <u8 field type> <u64 points> and its name.
+# Per column, in order: series (int32), times (int64), values (float64 / int64 / uint8).
+# Batches with a string column go as ``B`` (pickled).
+_BATCH_HEAD = struct.Struct("<IIII")
+_COLUMN_HEAD = struct.Struct("<IBQ")
+_PAD = bytes(8)
+# Writers send the same series again and again: the keys of a frame are looked up by their
+# bytes instead of split anew (bounded; cleared when full).
+_KEYS_CACHE: dict[bytes, list] = {}
+_KEYS_CACHE_LIMIT = 256
+
+
+def encode_batch(db: str, rp: str, batch):
+    """A batch's ``N`` frame, as parts for ``sendmsg`` (its arrays not copied); None when a
+    column holds strings (send it pickled)."""
+    from chronosdb.model.fieldtype import FieldType
+    cols = batch.columns
+    if any(c.ftype is FieldType.STRING for c in cols):
+        return None
+    keys = batch.keys
+    dbb, rpb = db.encode(), rp.encode()
+    meta = [_BATCH_HEAD.pack(len(dbb), len(rpb), len(keys), len(cols)), dbb, rpb,
+            array.array("I", map(len, keys)).tobytes(), b"".join(keys)]
+    arrays = []
+    for c in cols:
+        meta += [_COLUMN_HEAD.pack(len(c.name), int(c.ftype), len(c)), c.name]
+        arrays += [c.series, c.times, c.values]
+    meta = b"".join(meta)
+    parts = [_U32.pack(len(meta)), meta]
+    at = 4 + len(meta)
+    for a in arrays:
+        if at % 8:
+            parts.append(_PAD[:8 - at % 8])
+            at += 8 - at % 8
+        parts.append(a)
+        at += a.nbytes
+    return [_HEAD.pack(at, ord("N"))] + parts
+
+
+def decode_batch(body: memoryview):
+    """(db, rp, WriteBatch) of an ``N`` frame's body; the arrays are views of ``body``."""
+    import numpy as np
+    from chronosdb.model.batch import FieldColumn, WriteBatch
+    ldb, lrp, nkeys, ncols = _BATCH_HEAD.unpack_from(body, 4)
+    pos = 4 + _BATCH_HEAD.size
+    db = str(body[pos:pos + ldb], "utf-8")
+    pos += ldb
+    rp = str(body[pos:pos + lrp], "utf-8")
+    pos += lrp
+    lens = np.frombuffer(body, np.uint32, nkeys, pos)
+    blob_at = pos + 4 * nkeys
+    end = blob_at + int(lens.sum(dtype=np.int64))
+    raw = bytes(body[pos:end])
+    keys = _KEYS_CACHE.get(raw)
+    if keys is None:
+        blob = raw[4 * nkeys:]
+        keys, at = [], 0
+        for ln in lens.tolist():
+            keys.append(blob[at:at + ln])
+            at += ln
+        if len(_KEYS_CACHE) >= _KEYS_CACHE_LIMIT:
+            _KEYS_CACHE.clear()
+        _KEYS_CACHE[raw] = keys
+    pos = end
+    heads = []
+    for _ in range(ncols):
+        ln, ftype, n = _COLUMN_HEAD.unpack_from(body, pos)
+        pos += _COLUMN_HEAD.size
+        heads.append((bytes(body[pos:pos + ln]), ftype, n))
+        pos += ln
+    from chronosdb.model.fieldtype import FieldType
+    cols = []
+    for name, ftype, n in heads:
+        ft = FieldType(ftype)
+        arrs = []
+        for dt in (np.int32, np.int64, ft.dtype):
+            pos += -pos % 8
+            a = np.frombuffer(body, dt, n, pos)
+            pos += a.nbytes
+            arrs.append(a)
+        cols.append(FieldColumn(name, ft, *arrs))
+    return db, rp, WriteBatch(list(keys), cols)
 
 
 class FrameReader:
@@ -230,6 +320,13 @@ class _Child:
              str(logging.getLogger("chronosdb").getEffectiveLevel())],
             pass_fds=(theirs.fileno(),), close_fds=True, env=_child_env())
         theirs.close()
+        # Room for a pace tick's worth of batches (the child may read only at its ticks, see
+        # ChildServer.serve): while they fit, the writer's thread sends them itself. The
+        # kernel caps it at net.core.wmem_max.
+        try:
+            ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CHANNEL_BUFFER_BYTES)
+        except OSError:
+            pass
         self.sock = ours
         self.backlog: collections.deque = collections.deque()   # (parts, fd, points)
         self.backlog_points = 0
@@ -258,7 +355,8 @@ class _Child:
                 for ldb, n in self.lost.items():
                     parts += encode_frame(b"L", (ldb, n), parts=True)
                 self.lost = {}
-            parts += encode_frame(kind, obj, parts=True)
+            frame = encode_batch(*obj) if kind == b"B" else None
+            parts += frame if frame is not None else encode_frame(kind, obj, parts=True)
             if self.backlog or self.busy:
                 self._queue(parts, fd, points)
                 return
@@ -572,13 +670,28 @@ class ChildServer:
                 if stop:
                     break
                 try:
+                    if kind == b"N":
+                        self.bus.publish(*decode_batch(body))
+                        continue
                     stop = self._dispatch(kind, decode_payload(body), reader)
                 except Exception:       # a bug: log it, keep serving the other frames
                     log.exception("stream process: could not handle a %r frame", kind)
             if stop:
                 loop.remove_reader(fileno)
                 done.set()
+            elif self.bus.holding(loop):
+                # Every stream the last batches were for waits for the pace tick: stop reading
+                # until then, and read what came meanwhile at the tick, before it releases
+                # the held batches (the bus would only have held them). One wake-up per tick
+                # instead of one per forwarded batch; the batches wait in the socket buffer.
+                loop.remove_reader(fileno)
+                _ticker(loop).before_tick(resume)
 
+        def resume() -> None:
+            loop.add_reader(fileno, readable)
+            readable()
+
+        from chronosdb.server.handlers.stream import _ticker
         try:
             loop.call_soon_threadsafe(loop.add_reader, fileno, readable)
         except RuntimeError:

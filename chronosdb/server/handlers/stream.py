@@ -39,7 +39,7 @@ from chronosdb.auth.authorizer import Principal, credentials_from
 from chronosdb.ext import resultenc
 from chronosdb.model.errors import BadRequest, ChronosError
 from chronosdb.pubsub import SubscriptionClosed
-from chronosdb.pubsub.matcher import KeyInfo, MatchedBatch
+from chronosdb.pubsub.matcher import KeyInfo, MatchedBatch, MatchedRun
 from chronosdb.pubsub.streaming import (DEFAULT_GRACE_NS, WindowTracker, bounded, combined_rows,
                                         compile_stream, max_time, one_series_events,
                                         one_series_spec, raw_series_many)
@@ -100,14 +100,22 @@ class _Ticker:
         self.loop = loop
         self.waiting: list = []
         self.handle = None
+        self.hooks: list = []           # run once at the start of the next tick (before_tick)
 
     def wait(self, session, taken: list) -> asyncio.Future:
         """A future of ("event", StreamEvent | None) or ("items", items taken): ``taken`` plus
         what ``session.sub.drain()`` gives at the next tick (or its SubscriptionClosed)."""
         fut = self.loop.create_future()
         self.waiting.append((session, taken, fut))
+        session.sub.tick_fed = True     # the bus may hold its batches for the tick
         self._arm()
         return fut
+
+    def before_tick(self, fn) -> None:
+        """Call ``fn()`` at the start of the next tick, before the held batches are released
+        (the stream process reads its channel there while every reader waits for the tick)."""
+        self.hooks.append(fn)
+        self._arm()
 
     def _arm(self) -> None:
         """Set the callback for the next tick of the grid, unless it is set."""
@@ -116,7 +124,18 @@ class _Ticker:
 
     def _tick(self) -> None:
         self.handle = None
+        hooks, self.hooks = self.hooks, []
+        for fn in hooks:
+            try:
+                fn()
+            except Exception:
+                log.exception("stream tick: a hook failed")
         waiting, self.waiting = self.waiting, []
+        buses = {}
+        for session, _taken, _fut in waiting:
+            buses[id(session.sub.bus)] = session.sub.bus
+        for bus in buses.values():  # the batches held for this tick, into the queues
+            bus.release(self.loop)
         entries = []
         for session, taken, fut in waiting:
             if fut.done():          # the session went away meanwhile
@@ -126,6 +145,7 @@ class _Ticker:
                 session._rate_points += session.sub.queued_points
                 entries.append((session, taken + session.sub.drain(), fut))
             except SubscriptionClosed as e:
+                session.sub.tick_fed = False
                 fut.set_exception(e)
         try:
             ready = _one_series_events(entries)
@@ -143,6 +163,7 @@ class _Ticker:
                 session.last_sent = time.monotonic()
                 again.append((session, [], fut))
                 continue
+            session.sub.tick_fed = False
             fut.set_result(("items", items) if ev is _NOT_READY else ("event", ev))
         if again:
             self.waiting.extend(again)
@@ -160,9 +181,9 @@ def _one_series_events(entries) -> dict:
     for session, items, _fut in entries:
         if session.one_series is None or session.catch_up_batches > 0 or not items:
             continue
-        if any(k != "batch" or not isinstance(p, MatchedBatch) for k, p in items):
+        shareds = _shareds_of(items)
+        if shareds is None:
             continue
-        shareds = tuple(p.shared for _k, p in items)
         ids = tuple(map(id, shareds))
         if len(set(ids)) != len(ids):
             continue
@@ -180,6 +201,22 @@ def _one_series_events(entries) -> dict:
         if n:
             sessions[0].server.metrics.inc("stream_events_total", n, how="tick")
     return ready
+
+
+def _shareds_of(items) -> tuple | None:
+    """The published batches of a drain's items, in order, when they all are live parts from
+    the bus (``MatchedBatch``, or a tick's ``MatchedRun``); None otherwise."""
+    out: list = []
+    for k, p in items:
+        if k != "batch":
+            return None
+        if isinstance(p, MatchedBatch):
+            out.append(p.shared)
+        elif isinstance(p, MatchedRun):
+            out.extend(p.shareds)
+        else:
+            return None
+    return tuple(out)
 
 
 _TICKERS: dict = {}
@@ -211,7 +248,7 @@ class StreamEvent:
         if self.kind == "heartbeat":
             return b": heartbeat\n\n"
         head = f"id: {self.id}\n" if self.id is not None else ""
-        return f"{head}event: {self.kind}\n".encode() + b"data: " + self.data + b"\n\n"
+        return b"".join((f"{head}event: {self.kind}\ndata: ".encode(), self.data, b"\n\n"))
 
     def ws(self) -> bytes:
         ident = b"null" if self.id is None else b'"' + self.id.encode() + b'"'
@@ -445,10 +482,12 @@ class StreamSession:
                     yield StreamEvent("dropped", None, b'{"missed":%d}' % payload)
                     self.last_sent = time.monotonic()
                 elif plan.kind == "raw":
-                    taken.append((payload, self.cursor if self.catch_up_batches > 0 else None))
+                    after = self.cursor if self.catch_up_batches > 0 else None
+                    taken.extend((part, after) for part in _parts(payload))
                     self.catch_up_batches = max(0, self.catch_up_batches - 1)
                 else:
-                    self.tracker.touch_batch(payload)
+                    for part in _parts(payload):
+                        self.tracker.touch_batch(part)
                     partial_dirty = self.partial
             if taken:
                 ev = await self._points_event(taken)
@@ -475,6 +514,11 @@ class StreamSession:
             if time.monotonic() - self.last_sent >= HEARTBEAT_SECONDS:
                 yield StreamEvent("heartbeat", None, b"")
                 self.last_sent = time.monotonic()
+
+
+def _parts(batch) -> list:
+    """A queued item's batches: a tick's ``MatchedRun`` is the parts of several."""
+    return batch.parts() if isinstance(batch, MatchedRun) else [batch]
 
 
 class _SseBody:
