@@ -443,6 +443,74 @@ def _rows_by_series(series) -> dict:
     return {k: sorted(v) for k, v in out.items()}
 
 
+def test_batches_for_readers_waiting_for_a_tick_are_held_and_released_as_one_run():
+    """While every live subscriber of a batch waits for a pace tick (``tick_fed``), the bus
+    holds the batch; ``release`` (the tick) gives each subscriber one ``MatchedRun`` of its
+    parts of all held batches, in publish order. A batch someone does not wait for is
+    delivered at once, after what was held."""
+    from chronosdb.pubsub.matcher import MatchedRun
+    calls = []
+
+    class CountingLoop:
+        def call_soon_threadsafe(self, fn, *args):
+            calls.append((fn, args))
+
+    def flush():
+        while calls:
+            fn, args = calls.pop(0)
+            fn(*args)
+
+    metrics = Metrics()
+    bus = Bus(metrics)
+    loop = CountingLoop()
+    a, b = (bus.subscribe(SubscriptionFilter("db", measurement=b"cpu", tags=tx.TagEquals("host", h)), loop=loop)
+            for h in ("h1", "h2"))
+    batches = [_batch(9, t0=100 * i) for i in range(3)]
+    a.tick_fed = b.tick_fed = True
+    for wb in batches:
+        bus.publish("db", "autogen", wb)
+    flush()
+    assert bus.holding(loop) and a.delivered == b.delivered == 0 and not a._queue
+    bus.release(loop)
+    assert not bus.holding(loop)
+    for sub, host in ((a, b"cpu,host=h1"), (b, b"cpu,host=h2")):
+        (kind, run), = sub.drain()
+        assert kind == "batch" and isinstance(run, MatchedRun) and run.n_values == 9
+        parts = run.parts()
+        assert [points_of(p) for p in parts] == \
+            [points_of(match_batch(wb, sub.filter)) for wb in batches]
+        assert all(k == host for p in parts for k, _n, _t, _v in points_of(p))
+    assert metrics.get("pubsub_points_delivered_total") == 18
+    # b no longer waits: a batch is delivered at once, after the one held before it.
+    bus.publish("db", "autogen", batches[0])
+    flush()
+    b.tick_fed = False
+    bus.publish("db", "autogen", batches[1])
+    flush()
+    assert not bus.holding(loop)
+    assert [type(p).__name__ for _k, p in a.drain()] == ["MatchedBatch", "MatchedBatch"]
+    assert [points_of(p) for _k, p in b.drain()] == [points_of(match_batch(wb, b.filter)) for wb in batches[:2]]
+    # A closed subscriber does not keep the others' batches from being held ...
+    b.close()
+    bus.publish("db", "autogen", batches[2])
+    flush()
+    assert bus.holding(loop)
+    bus.release(loop)
+    assert [points_of(p) for _k, p in a.drain()] == [points_of(match_batch(batches[2], a.filter))]
+    # ... and a stalled reader's run is queued as copies of its parts (small shares of their
+    # batches: one host of ten).
+    a.stalled = True
+    ten = [WriteBatch.from_points([(f"cpu,host=h{i % 10}", "v", FieldType.FLOAT, t0 + i, 1.0)
+                                   for i in range(30)]) for t0 in (1000, 2000)]
+    for wb in ten:
+        bus.publish("db", "autogen", wb)
+    flush()
+    bus.release(loop)
+    assert [type(p).__name__ for p in a._queue] == ["WriteBatch", "WriteBatch"]
+    assert a.held_points == a.queued_points == 6
+    assert [points_of(p) for _k, p in a.drain()] == [points_of(match_batch(wb, a.filter)) for wb in ten]
+
+
 def test_a_lagging_reader_queues_copies_of_small_parts_not_whole_batches():
     async def main():
         bus = Bus()

@@ -574,3 +574,45 @@ def test_a_busy_stream_stays_paced_while_the_tick_drains_it(srv):
         assert rows(data_events(c)) == [[t + 10, -1]]
     finally:
         c.close()
+
+
+def test_streams_open_and_quiet_ones_get_their_points_while_busy_ones_wait_for_the_tick(srv):
+    """While every stream a write is for waits for the pace tick, the bus holds the write's
+    batches until the tick, and the stream process reads its channel only at the ticks. A
+    stream opened meanwhile still starts, a quiet stream's point still arrives, and the busy
+    stream still gets exactly its points, in order."""
+    busy = SseClient(srv.port, {"db": "db", "q": "SELECT v FROM m13 WHERE host = 'a'", "epoch": "ns"},
+                     key=srv.admin_key)
+    written = [0]
+    stop = threading.Event()
+
+    def writer():
+        t = 0
+        while not stop.is_set():
+            body = "\n".join(f"m13,host=a v={t + i} {t + i + 1}" for i in range(100))
+            assert srv.write(body.encode())[0] == 204
+            t += 100
+            written[0] = t
+            time.sleep(0.002)
+
+    th = threading.Thread(target=writer)
+    th.start()
+    try:
+        time.sleep(0.8)                     # the stream is busy: paced
+        quiet = SseClient(srv.port, {"db": "db", "q": "SELECT v FROM m14", "epoch": "ns"},
+                          key=srv.admin_key)
+        try:
+            assert quiet.status == 200
+            assert srv.write(b"m14 v=7 123")[0] == 204
+            assert rows(data_events(quiet)) == [[123, 7]]
+        finally:
+            quiet.close()
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        th.join()
+    got = []
+    while len(got) < written[0]:
+        got += [r[1] for r in rows(data_events(busy))]
+    busy.close()
+    assert got == list(range(written[0]))
