@@ -183,7 +183,10 @@ cdef extern from *:
     }
 
     static inline char *renc_put(char *p, const char *s, Py_ssize_t n) {
+        /* the row and cell separators are 0-2 bytes: no libc call for those */
         if (n == 1) { *p = *s; return p + 1; }
+        if (n == 2) { p[0] = s[0]; p[1] = s[1]; return p + 2; }
+        if (n == 0) return p;
         memcpy(p, s, (size_t)n);
         return p + n;
     }
@@ -1024,6 +1027,10 @@ def encode_row_ranges(times, columns, lo, hi, heads, tail, epoch=None):
         if l[i] < 0 or h[i] > v.nrows:
             raise ValueError(f"encode_row_ranges: range {i} [{l[i]}, {h[i]}) outside the {v.nrows} rows")
         buf = _Buffer()
+        # Room for the rows at about their usual size (a time and short numbers), so the
+        # buffer rarely grows (each growth copies it) while the kernel writes.
+        if ob_reserve(&buf.ob, len(heads[i]) + len(tail) + (h[i] - l[i]) * (24 + 12 * v.ncols)) < 0:
+            raise MemoryError("query result encoder: out of memory")
         buf.write(heads[i])
         _run_rows(buf, v, mode, divisor, l[i], h[i], False, b"[", b",[", b"", b",", b"]")
         buf.write(tail)
