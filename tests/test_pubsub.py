@@ -463,16 +463,21 @@ def test_batches_for_readers_waiting_for_a_tick_are_held_and_released_as_one_run
     metrics = Metrics()
     bus = Bus(metrics)
     loop = CountingLoop()
-    a, b = (bus.subscribe(SubscriptionFilter("db", measurement=b"cpu", tags=tx.TagEquals("host", h)), loop=loop)
-            for h in ("h1", "h2"))
+    a, b, a2 = (bus.subscribe(SubscriptionFilter("db", measurement=b"cpu", tags=tx.TagEquals("host", h)), loop=loop)
+                for h in ("h1", "h2", "h1"))
     batches = [_batch(9, t0=100 * i) for i in range(3)]
-    a.tick_fed = b.tick_fed = True
+    a.tick_fed = b.tick_fed = a2.tick_fed = True
     for wb in batches:
         bus.publish("db", "autogen", wb)
     flush()
     assert bus.holding(loop) and a.delivered == b.delivered == 0 and not a._queue
     bus.release(loop)
     assert not bus.holding(loop)
+    # Subscribers of an equal filter share one run and its part objects (the stream formatter
+    # shares its work between readers of the same parts).
+    (_k, shared_run), = a2.drain()
+    assert shared_run is a._queue[0] and shared_run.parts() is a._queue[0].parts()
+    a2.close()
     for sub, host in ((a, b"cpu,host=h1"), (b, b"cpu,host=h2")):
         (kind, run), = sub.drain()
         assert kind == "batch" and isinstance(run, MatchedRun) and run.n_values == 9
@@ -480,7 +485,7 @@ def test_batches_for_readers_waiting_for_a_tick_are_held_and_released_as_one_run
         assert [points_of(p) for p in parts] == \
             [points_of(match_batch(wb, sub.filter)) for wb in batches]
         assert all(k == host for p in parts for k, _n, _t, _v in points_of(p))
-    assert metrics.get("pubsub_points_delivered_total") == 18
+    assert metrics.get("pubsub_points_delivered_total") == 27
     # b no longer waits: a batch is delivered at once, after the one held before it.
     bus.publish("db", "autogen", batches[0])
     flush()

@@ -13,6 +13,13 @@ takes several published batches per wake-up. On the loop, each filter's part bec
 ``MatchedBatch`` (shared batch + key indices: no points are copied) offered to its
 subscribers. Queues are touched only on their loop's thread.
 
+Holding for the tick. A subscriber whose reader waits for its loop's pace tick (a busy stream,
+see the stream handler's ticker) is ``tick_fed``: the tick will drain its queue anyway. A batch
+whose every live subscriber on the loop is tick-fed is *held* instead of delivered, and the tick
+calls ``release``: each subscriber then gets one ``MatchedRun`` (its parts of every held batch,
+in publish order) instead of one ``MatchedBatch`` per batch. A batch someone does not wait for
+is delivered at once, after whatever was held (every queue stays in publish order).
+
 Index. Subscriptions are kept by (database, measurement); regex and every-measurement
 subscriptions sit in a separate short list per database. A write to ``cpu`` therefore looks only
 at the subscribers of ``cpu`` (and the regex ones): a thousand idle subscribers on other

@@ -226,15 +226,20 @@ class MatchedRun:
     (``Bus.release``). One object per filter and tick instead of one ``MatchedBatch`` per
     filter and batch; ``parts()`` gives those, in publish order, when a reader needs them."""
 
-    __slots__ = ("shareds", "key_idxs", "counts", "n_values", "held_values")
+    __slots__ = ("shareds", "key_idxs", "counts", "n_values", "held_values", "_parts")
 
     def __init__(self, shareds: tuple, key_idxs: tuple, counts: tuple):
         self.shareds, self.key_idxs, self.counts = shareds, key_idxs, counts
         self.n_values = sum(counts)
         self.held_values = sum(s.n_values for s in shareds)
+        self._parts = None
 
     def parts(self) -> list:
-        return [MatchedBatch(s, k, n) for s, k, n in zip(self.shareds, self.key_idxs, self.counts)]
+        """The parts, made once: the subscribers of one filter share the run, and the stream
+        formatter shares its work between readers of the *same* part objects."""
+        if self._parts is None:
+            self._parts = [MatchedBatch(s, k, n) for s, k, n in zip(self.shareds, self.key_idxs, self.counts)]
+        return self._parts
 
     def __repr__(self):
         return f"MatchedRun({len(self.shareds)} batches, {self.n_values} points)"

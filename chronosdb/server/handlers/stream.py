@@ -156,7 +156,7 @@ class _Ticker:
         for session, items, fut in entries:
             ev = ready.get(id(session), _NOT_READY)
             if ev is not _NOT_READY and ev is not None and session.direct is not None \
-                    and not session.revoked and session.direct(ev.sse()):
+                    and not session.revoked and session.direct(ev.sse_pieces()):
                 # Written here, as the session would have written it; the session stays
                 # waiting for the next tick without its coroutine (and the generators
                 # between it and the connection) running for this event.
@@ -245,10 +245,14 @@ class StreamEvent:
         self.kind, self.id, self.data = kind, id, data
 
     def sse(self) -> bytes:
+        return b"".join(self.sse_pieces())
+
+    def sse_pieces(self) -> list:
+        """The SSE block in pieces (the data not copied): what ``sse`` joins."""
         if self.kind == "heartbeat":
-            return b": heartbeat\n\n"
+            return [b": heartbeat\n\n"]
         head = f"id: {self.id}\n" if self.id is not None else ""
-        return b"".join((f"{head}event: {self.kind}\ndata: ".encode(), self.data, b"\n\n"))
+        return [f"{head}event: {self.kind}\ndata: ".encode(), self.data, b"\n\n"]
 
     def ws(self) -> bytes:
         ident = b"null" if self.id is None else b'"' + self.id.encode() + b'"'
@@ -543,7 +547,7 @@ class _SseBody:
                 return
 
     def attach_writer(self, write_chunk_now) -> None:
-        """The connection's ``write_chunk_now(bytes) -> bool``, for the pace tick (_Ticker)."""
+        """The connection's ``write_chunk_now(pieces) -> bool``, for the pace tick (_Ticker)."""
         self.session.direct = write_chunk_now
 
     async def aclose(self):
