@@ -516,6 +516,26 @@ def test_batches_for_readers_waiting_for_a_tick_are_held_and_released_as_one_run
     assert [points_of(p) for _k, p in a.drain()] == [points_of(match_batch(wb, a.filter)) for wb in ten]
 
 
+def test_a_publisher_on_the_loop_delivers_at_once_and_the_hand_off_then_finds_nothing():
+    calls = []
+
+    class CountingLoop:
+        def call_soon_threadsafe(self, fn, *args):
+            calls.append((fn, args))
+
+    bus = Bus()
+    loop = CountingLoop()
+    sub = bus.subscribe(SubscriptionFilter("db", measurement=b"cpu"), loop=loop)
+    bus.publish("db", "autogen", _batch(5))
+    bus.publish("db", "autogen", _batch(4, t0=10))
+    assert sub.delivered == 0 and len(calls) == 1
+    bus.deliver_pending(loop)
+    assert sub.delivered == 9 and [p.n_values for _k, p in sub.drain()] == [5, 4]
+    fn, args = calls.pop()
+    fn(*args)
+    assert sub.delivered == 9 and not sub._queue
+
+
 def test_a_lagging_reader_queues_copies_of_small_parts_not_whole_batches():
     async def main():
         bus = Bus()

@@ -389,6 +389,13 @@ class Bus:
             items = self._pending.pop(loop, [])
         self._deliver(loop, items)
 
+    def deliver_pending(self, loop) -> None:
+        """On ``loop``'s own thread: deliver (or hold) now what was published for it, without
+        waiting for the hand-off callback (which then finds nothing). For a publisher that runs
+        on the loop itself (the stream process reads its channel there), so that what it read
+        is in the queues, or held, when it returns."""
+        self._flush(loop)
+
     def _deliver(self, loop, items) -> None:
         """On ``loop``: each published batch's parts to that loop's subscribers, in publish
         order; one ``MatchedBatch`` per distinct filter, shared by its subscribers (the stream

@@ -676,6 +676,9 @@ class ChildServer:
                     stop = self._dispatch(kind, decode_payload(body), reader)
                 except Exception:       # a bug: log it, keep serving the other frames
                     log.exception("stream process: could not handle a %r frame", kind)
+            # The batches just read, into the queues or held, now: a tick reading the channel
+            # (below) must release them in the same tick, not the next one.
+            self.bus.deliver_pending(loop)
             if stop:
                 loop.remove_reader(fileno)
                 done.set()

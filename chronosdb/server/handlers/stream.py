@@ -139,6 +139,7 @@ class _Ticker:
         entries = []
         for session, taken, fut in waiting:
             if fut.done():          # the session went away meanwhile
+                session.sub.tick_fed = False
                 continue
             try:
                 # the points of what the drain takes: the queue keeps their sum
