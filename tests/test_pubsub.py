@@ -184,15 +184,26 @@ def test_index_looks_only_at_the_written_measurement():
     asyncio.run(main())
 
 
+class CountingLoop:
+    """Stands for an event loop the bus hands batches to: keeps the hand-off callbacks, which
+    the test runs when it chooses."""
+
+    def __init__(self):
+        self.calls = []
+
+    def call_soon_threadsafe(self, fn, *args):
+        self.calls.append((fn, args))
+
+    def run(self):
+        while self.calls:
+            fn, args = self.calls.pop(0)
+            fn(*args)
+
+
 def test_publish_hands_off_once_per_batch_not_per_subscriber():
-    calls = []
-
-    class CountingLoop:
-        def call_soon_threadsafe(self, fn, *args):
-            calls.append((fn, args))
-
     bus = Bus()
     loop = CountingLoop()
+    calls = loop.calls
     subs = [bus.subscribe(SubscriptionFilter("db", measurement=b"cpu"), loop=loop) for _ in range(100)]
     bus.publish("db", "autogen", _batch(10))
     assert len(calls) == 1
@@ -449,20 +460,10 @@ def test_batches_for_readers_waiting_for_a_tick_are_held_and_released_as_one_run
     parts of all held batches, in publish order. A batch someone does not wait for is
     delivered at once, after what was held."""
     from chronosdb.pubsub.matcher import MatchedRun
-    calls = []
-
-    class CountingLoop:
-        def call_soon_threadsafe(self, fn, *args):
-            calls.append((fn, args))
-
-    def flush():
-        while calls:
-            fn, args = calls.pop(0)
-            fn(*args)
-
     metrics = Metrics()
     bus = Bus(metrics)
     loop = CountingLoop()
+    flush = loop.run
     a, b, a2 = (bus.subscribe(SubscriptionFilter("db", measurement=b"cpu", tags=tx.TagEquals("host", h)), loop=loop)
                 for h in ("h1", "h2", "h1"))
     batches = [_batch(9, t0=100 * i) for i in range(3)]
@@ -517,22 +518,15 @@ def test_batches_for_readers_waiting_for_a_tick_are_held_and_released_as_one_run
 
 
 def test_a_publisher_on_the_loop_delivers_at_once_and_the_hand_off_then_finds_nothing():
-    calls = []
-
-    class CountingLoop:
-        def call_soon_threadsafe(self, fn, *args):
-            calls.append((fn, args))
-
     bus = Bus()
     loop = CountingLoop()
     sub = bus.subscribe(SubscriptionFilter("db", measurement=b"cpu"), loop=loop)
     bus.publish("db", "autogen", _batch(5))
     bus.publish("db", "autogen", _batch(4, t0=10))
-    assert sub.delivered == 0 and len(calls) == 1
+    assert sub.delivered == 0 and len(loop.calls) == 1
     bus.deliver_pending(loop)
     assert sub.delivered == 9 and [p.n_values for _k, p in sub.drain()] == [5, 4]
-    fn, args = calls.pop()
-    fn(*args)
+    loop.run()
     assert sub.delivered == 9 and not sub._queue
 
 

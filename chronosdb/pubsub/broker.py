@@ -417,15 +417,12 @@ class Bus:
             shared, (_entries, _loops, cat, starts) = item
             counts = np.add.reduceat(shared.points_per_key[cat], starts).tolist()
             for (_flt, key_idx, subs, _infos), n in zip(entries, counts):
-                part = None
-                for sub in subs:
-                    if sub.loop is not loop:
-                        continue
-                    if part is None:
-                        part = MatchedBatch(shared, key_idx, n)
-                    d, x = sub._offer(part)
-                    delivered += d
-                    dropped += x
+                d, x = _offer_each(subs, loop, MatchedBatch(shared, key_idx, n))
+                delivered += d
+                dropped += x
+        self._counted(delivered, dropped)
+
+    def _counted(self, delivered: int, dropped: int) -> None:
         self._metric("pubsub_points_delivered_total", delivered)
         self._metric("pubsub_points_dropped_total", dropped)
 
@@ -481,13 +478,21 @@ class Bus:
         for subs, shareds, idxs, ns in runs.values():
             part = MatchedBatch(shareds[0], idxs[0], ns[0]) if len(shareds) == 1 else \
                 MatchedRun(tuple(shareds), tuple(idxs), tuple(ns))
-            for sub in subs:
-                if sub.loop is loop:
-                    d, x = sub._offer(part)
-                    delivered += d
-                    dropped += x
-        self._metric("pubsub_points_delivered_total", delivered)
-        self._metric("pubsub_points_dropped_total", dropped)
+            d, x = _offer_each(subs, loop, part)
+            delivered += d
+            dropped += x
+        self._counted(delivered, dropped)
+
+
+def _offer_each(subs, loop, part) -> tuple[int, int]:
+    """Offer ``part`` to those of ``subs`` served on ``loop``: (points queued, points dropped)."""
+    delivered = dropped = 0
+    for sub in subs:
+        if sub.loop is loop:
+            d, x = sub._offer(part)
+            delivered += d
+            dropped += x
+    return delivered, dropped
 
 
 def _all_tick_fed(entries, loop) -> bool:
