@@ -26,6 +26,10 @@ ingest ratio).
    active subscribers that each stream everything written (every point delivered
    ``--subscribers`` times: a fan-out of 100x the ingest on the same cores). /write round-trip
    p50/p90 is printed for each.
+   Then the same streams measured *interleaved* (``--interleaved-rounds``, default 20): the
+   1,100 streams stay open on database ``bench`` while short phases alternate between writing
+   there and writing to a database without streams, so each round's two phases see nearly the
+   same machine (see ``interleaved``).
 3. Stall: one subscriber opens a stream and stops reading; writers keep writing for
    ``--stall-seconds``; the server's RSS before and after (VmRSS, with its stream process) is
    printed.
@@ -216,8 +220,8 @@ def stop_subscribers(p, conn):
 
 # -- writers ------------------------------------------------------------------------------------
 
-def write(conn, body: bytes) -> None:
-    conn.request("POST", "/write?db=bench", body=body)
+def write(conn, body: bytes, db: str = "bench") -> None:
+    conn.request("POST", f"/write?db={db}", body=body)
     r = conn.getresponse()
     r.read()
     if r.status != 204:
@@ -228,7 +232,7 @@ BODIES_PER_WRITER = 40
 
 
 def ingest(port: int, seconds: float, writers: int = 2, lines: int = 5000,
-           latencies: list | None = None) -> float:
+           latencies: list | None = None, db: str = "bench") -> float:
     """values/s written; each request's round trip (ms) is appended to ``latencies``."""
     total = [0]
     stop = time.monotonic() + seconds
@@ -249,7 +253,7 @@ def ingest(port: int, seconds: float, writers: int = 2, lines: int = 5000,
             body = bodies[w][k % BODIES_PER_WRITER]
             k += 1
             t0 = time.perf_counter()
-            write(conn, body)
+            write(conn, body, db)
             if latencies is not None:
                 latencies.append((time.perf_counter() - t0) * 1000)
             n += lines
@@ -263,6 +267,47 @@ def ingest(port: int, seconds: float, writers: int = 2, lines: int = 5000,
     for t in ts:
         t.join()
     return total[0] / (time.monotonic() - t0)
+
+
+def interleaved(srv, args) -> None:
+    """Ingest with and without the streams, measured in short phases that alternate on *one*
+    set of open streams: the 1,000 idle and 100 per-host streams stay open on database
+    ``bench``, and the writers write either there (with) or to database ``bench_none`` (none:
+    no stream of that database, so nothing is forwarded or streamed). Each round is one phase
+    of each (their order alternating), ``--interleaved-seconds`` each after a short pause; the
+    ratio is the median of the rounds' ratios. Ingest alone on this machine moves by a quarter
+    from one few-second span to the next (fsync latency), and phases seconds apart with a
+    reconnect of 1,100 streams in between kept a run's rounds 0.3 apart; short neighbouring
+    phases see nearly the same machine."""
+    srv.query("CREATE DATABASE bench_none")
+    pid = srv.proc.pid
+    p, c = start_subscribers(srv.port, args.subscribers, args.idle, per_host=True)
+    try:
+        ingest(srv.port, args.warmup)
+        ingest(srv.port, args.warmup, db="bench_none")
+        secs = args.interleaved_seconds
+        ratios, cpu, done = [], {"bench": 0.0, "bench_none": 0.0}, {"bench": 0.0, "bench_none": 0.0}
+        d0, x0 = pubsub_counts(srv)
+        for r in range(args.interleaved_rounds):
+            got = {}
+            for db in (("bench_none", "bench") if r % 2 == 0 else ("bench", "bench_none")):
+                time.sleep(0.2)             # the last tick of a phase with streams ends
+                s0 = tree_cpu_s(pid)
+                got[db] = ingest(srv.port, secs, db=db)
+                cpu[db] += tree_cpu_s(pid) - s0
+                done[db] += got[db] * secs
+            ratios.append(got["bench"] / got["bench_none"])
+        time.sleep(0.5)
+        d1, x1 = pubsub_counts(srv)
+    finally:
+        stop_subscribers(p, c)
+    print(f"ingest   interleaved on open streams ({args.idle} idle + {args.subscribers} active, one host "
+          f"each; {args.interleaved_rounds} rounds of {secs:g} s phases): ratio={statistics.median(ratios):.2f} "
+          f"(median of the rounds' ratios; quartiles {pct(ratios, 0.25):.2f} - {pct(ratios, 0.75):.2f}; "
+          f"values written with / without {done['bench'] / done['bench_none']:.2f}); server CPU per "
+          f"million values {cpu['bench_none'] / done['bench_none'] * 1e9:.0f} ms without, "
+          f"{cpu['bench'] / done['bench'] * 1e9:.0f} ms with (server and stream process); points to subscriber queues "
+          f"{d1 - d0:,.0f}, dropped {x1 - x0:,.0f}", flush=True)
 
 
 def pct(xs, q):
@@ -281,6 +326,10 @@ def main() -> None:
                     help="ingest: alternated phases without and with subscribers")
     ap.add_argument("--warmup", type=float, default=1.0,
                     help="ingest: unmeasured seconds of writes before each measured phase")
+    ap.add_argument("--interleaved-rounds", type=int, default=20,
+                    help="ingest: rounds of the interleaved measurement on one set of open streams (0: skip)")
+    ap.add_argument("--interleaved-seconds", type=float, default=1.5)
+    ap.add_argument("--interleaved-only", action="store_true", help="only the interleaved measurement")
     ap.add_argument("--latency-only", action="store_true", help="only the latency phase")
     ap.add_argument("--per-host-only", action="store_true",
                     help="ingest: only the one-host-each phase (then the stall)")
@@ -290,6 +339,9 @@ def main() -> None:
     try:
         srv.query("CREATE DATABASE bench")
         pid = srv.proc.pid
+        if args.interleaved_only:
+            interleaved(srv, args)
+            return
 
         # 1. latency
         p, c = start_latency_subscribers(srv.port, args.subscribers)
@@ -369,6 +421,10 @@ def main() -> None:
             # A ratio bought by dropping points would be no ratio: say how many were dropped.
             print(f"         points to subscriber queues {delivered:,.0f}, dropped {dropped:,.0f} "
                   f"({dropped / max(1.0, delivered + dropped):.1%})", flush=True)
+
+        # 2b. the same, interleaved on one set of connections
+        if args.interleaved_rounds:
+            interleaved(srv, args)
 
         # 3. a stalled subscriber
         s = socket.create_connection(("127.0.0.1", srv.port))
