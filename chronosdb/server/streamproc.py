@@ -143,6 +143,7 @@ def decode_batch(body: memoryview):
     """(db, rp, WriteBatch) of an ``N`` frame's body; the arrays are views of ``body``."""
     import numpy as np
     from chronosdb.model.batch import FieldColumn, WriteBatch
+    from chronosdb.model.fieldtype import FieldType
     ldb, lrp, nkeys, ncols = _BATCH_HEAD.unpack_from(body, 4)
     pos = 4 + _BATCH_HEAD.size
     db = str(body[pos:pos + ldb], "utf-8")
@@ -170,7 +171,6 @@ def decode_batch(body: memoryview):
         pos += _COLUMN_HEAD.size
         heads.append((bytes(body[pos:pos + ln]), ftype, n))
         pos += ln
-    from chronosdb.model.fieldtype import FieldType
     cols = []
     for name, ftype, n in heads:
         ft = FieldType(ftype)
