@@ -122,7 +122,7 @@ class Subscription:
             self.missed += n
             self._notify()
             return 0, n
-        held = n
+        held, pieces = n, (batch,)
         if isinstance(batch, (MatchedBatch, MatchedRun)):
             held = batch.held_values
             if n * 4 < held and (self.stalled or
@@ -130,11 +130,9 @@ class Subscription:
                 # The reader is stalled or far behind and this part is a small share of its
                 # batch(es): keep a copy of the part, not the whole published batches (memory
                 # stays proportional to the bound).
-                self._queue.extend(p.compact() for p in batch.parts())
-                batch = None
+                pieces = [p.compact() for p in batch.parts()]
                 held = n
-        if batch is not None:
-            self._queue.append(batch)
+        self._queue.extend(pieces)
         self.queued_points += n
         self.held_points += held
         self.delivered += n

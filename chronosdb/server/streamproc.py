@@ -688,13 +688,13 @@ class ChildServer:
                 # the held batches (the bus would only have held them). One wake-up per tick
                 # instead of one per forwarded batch; the batches wait in the socket buffer.
                 loop.remove_reader(fileno)
-                _ticker(loop).before_tick(resume)
+                pace_ticker(loop).before_tick(resume)
 
         def resume() -> None:
             loop.add_reader(fileno, readable)
             readable()
 
-        from chronosdb.server.handlers.stream import _ticker
+        from chronosdb.server.handlers.stream import pace_ticker
         try:
             loop.call_soon_threadsafe(loop.add_reader, fileno, readable)
         except RuntimeError:

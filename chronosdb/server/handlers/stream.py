@@ -223,7 +223,9 @@ def _shareds_of(items) -> tuple | None:
 _TICKERS: dict = {}
 
 
-def _ticker(loop) -> _Ticker:
+def pace_ticker(loop) -> _Ticker:
+    """The pace ticker of ``loop`` (one per event loop; the stream process registers its
+    channel reads on it)."""
     t = _TICKERS.get(loop)
     if t is None:
         t = _TICKERS[loop] = _Ticker(loop)
@@ -463,7 +465,7 @@ class StreamSession:
                     # paced stream at once (_Ticker), so streams take the same batches: their
                     # rows are combined once (streaming.combined_rows) and sessions of an
                     # equal query share one formatted event (_SHARED).
-                    kind, got = await _ticker(asyncio.get_running_loop()).wait(self, items)
+                    kind, got = await pace_ticker(asyncio.get_running_loop()).wait(self, items)
                     if kind == "event":
                         if got is not None:
                             yield got
