@@ -10,6 +10,8 @@ import time
 import numpy as np
 import pytest
 
+from chronosdb.ext import chanframe_ref
+from chronosdb.ext.chanframe import send_nowait
 from chronosdb.model.batch import WriteBatch
 from chronosdb.server.config import ConfigError, ServerConfig
 from chronosdb.server.streamproc import (FrameReader, LoopFrameReader, decode_batch, decode_payload,
@@ -84,6 +86,65 @@ def test_a_numeric_batch_crosses_as_its_own_frame_with_aligned_arrays():
             for c in got.columns:
                 assert all(arr.ctypes.data % 8 == 0 for arr in (c.series, c.times, c.values))
         assert decode_batch(frames[-1][1])[2].keys is not decode_batch(frames[2][1])[2].keys
+    finally:
+        a.close()
+        b.close()
+
+
+def test_numeric_frames_of_any_layout_decode_to_their_batch():
+    """Keys, names and database lengths that leave every array at a different offset mod 8;
+    the C encoder's pieces equal the reference twin's bytes."""
+    from chronosdb.model.fieldtype import FieldType
+    rng = np.random.default_rng(5)
+    frames, sent = [], []
+    a, b = socket.socketpair()
+    try:
+        reader = LoopFrameReader(b)
+        for _ in range(60):
+            pts = []
+            for j in range(int(rng.integers(1, 4))):
+                ftype = (FieldType.FLOAT, FieldType.INTEGER, FieldType.BOOLEAN)[j % 3]
+                for i in range(int(rng.integers(1, 30))):
+                    value = (float(rng.random()), int(rng.integers(-10**12, 10**12)), bool(i % 2))[j % 3]
+                    pts.append(("m" * int(rng.integers(1, 9)) + f",k=v{i % 4}", "f" * (j + 1),
+                                int(ftype), int(rng.integers(0, 10**18)), value))
+            wb = WriteBatch.from_points(pts)
+            db, rp = "d" * int(rng.integers(1, 12)), "r" * int(rng.integers(0, 12))
+            parts = encode_batch(db, rp, wb)
+            assert b"".join(bytes(memoryview(x).cast("B")) for x in parts) == \
+                chanframe_ref.encode_batch_frame(db.encode(), rp.encode(), wb.keys, wb.columns,
+                                                 int(FieldType.STRING))
+            send_frame(a, parts)
+            sent.append((db, rp, wb))
+            frames += reader.feed()
+        for (db, rp, wb), (kind, body) in zip(sent, frames, strict=True):
+            gdb, grp, got = decode_batch(body)
+            assert kind == b"N" and (gdb, grp) == (db, rp) and _equal(got, wb)
+            for c in got.columns:
+                assert all(arr.ctypes.data % 8 == 0 for arr in (c.series, c.times, c.values))
+    finally:
+        a.close()
+        b.close()
+
+
+def test_send_nowait_sends_what_fits_and_never_blocks():
+    a, b = socket.socketpair()
+    try:
+        pieces = [b"ab", memoryview(b"cd"), np.arange(3, dtype=np.int32), bytearray(b"!")]
+        assert send_nowait(a.fileno(), pieces) == 2 + 2 + 12 + 1
+        assert b.recv(100) == b"abcd" + np.arange(3, dtype=np.int32).tobytes() + b"!"
+        assert send_nowait(a.fileno(), []) == 0
+        assert send_nowait(a.fileno(), [b"y"] * 1500) == 1024    # IOV_MAX pieces at a time
+        assert b.recv(2000) == b"y" * 1024
+        total, big = 0, np.zeros(1 << 16)
+        while (n := send_nowait(a.fileno(), [big])) > 0:     # a prefix, then nothing: never blocks
+            total += n
+        assert 0 < total and send_nowait(a.fileno(), [b"x"]) == 0
+        b.close()
+        with pytest.raises(OSError):                          # no SIGPIPE: an error
+            send_nowait(a.fileno(), [b"x"])
+        with pytest.raises(TypeError):
+            send_nowait(a.fileno(), ["not a buffer"])
     finally:
         a.close()
         b.close()
@@ -244,6 +305,26 @@ def test_streams_in_either_mode_get_points_history_and_windows(tmp_path, process
             assert _children(s.proc.pid) == []
         c.close()
         w.close()
+    finally:
+        s.kill()
+
+
+def test_a_batch_of_more_frame_pieces_than_one_send_takes_arrives_whole_and_in_order(tmp_path):
+    """400 fields: a frame of ~1,600 pieces, over the 1,024 one gathered send takes; the rest
+    goes after it through the sender thread, and the next batch waits behind it."""
+    s = _server(tmp_path, {"CHRONOSDB_STREAM_PROCESS": "1"})
+    try:
+        c = SseClient(s.port, {"db": "db", "q": "SELECT f0, f211, f399 FROM wide", "epoch": "ns"},
+                      key=s.admin_key)
+        assert c.status == 200
+        line = "wide " + ",".join(f"f{i}={i}.5" for i in range(400))
+        assert s.write(f"{line} 10".encode())[0] == 204
+        assert s.write(b"wide f0=-1,f211=-2,f399=-3 11")[0] == 204
+        got = rows(data_events(c))
+        while len(got) < 2:
+            got += rows(data_events(c))
+        assert got == [[10, 0.5, 211.5, 399.5], [11, -1, -2, -3]]
+        c.close()
     finally:
         s.kill()
 
