@@ -329,6 +329,29 @@ def test_a_batch_of_more_frame_pieces_than_one_send_takes_arrives_whole_and_in_o
         s.kill()
 
 
+def _metric(srv, prefix: str) -> float:
+    st, _h, body = srv.request("GET", "/metrics")
+    assert st == 200
+    return sum(float(ln.split()[-1]) for ln in body.decode().splitlines() if ln.startswith(prefix))
+
+
+def test_metrics_count_what_the_stream_process_did_before_the_request(tmp_path):
+    """The stream process sends its counters once a second on its own; a /metrics request
+    asks for them first, so it counts every event a client has already received."""
+    s = _server(tmp_path, {"CHRONOSDB_STREAM_PROCESS": "1"})
+    try:
+        c = SseClient(s.port, {"db": "db", "q": "SELECT v FROM mm", "epoch": "ns"}, key=s.admin_key)
+        assert c.status == 200
+        for i in range(1, 6):
+            assert s.write(b"mm v=%d %d" % (i, i))[0] == 204
+            assert rows(data_events(c)) == [[i, i]]
+            assert _metric(s, "chronosdb_stream_events_total") == i
+            assert _metric(s, "chronosdb_pubsub_points_delivered_total") == i
+        c.close()
+    finally:
+        s.kill()
+
+
 def test_when_the_stream_process_dies_its_streams_end_and_the_next_starts_a_new_one(tmp_path):
     s = _server(tmp_path, {"CHRONOSDB_STREAM_PROCESS": "1"})
     try:
@@ -338,6 +361,9 @@ def test_when_the_stream_process_dies_its_streams_end_and_the_next_starts_a_new_
         assert rows(data_events(c)) == [[1, 1]]
         pid = _stream_process(s)
         os.kill(pid, signal.SIGKILL)   # the server we started started it
+        t0 = time.monotonic()
+        assert s.request("GET", "/metrics")[0] == 200     # not waiting for a dead child
+        assert time.monotonic() - t0 < 5
         assert c.closed.wait(10)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and pid in _children(s.proc.pid):

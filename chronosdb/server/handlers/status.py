@@ -28,4 +28,7 @@ async def handle_metrics(server, req) -> Response:
     if req.method != "GET":
         raise HttpError(405, "metrics requires GET")
     server.authenticate(req)  # any valid key may read the server's own metrics
+    sync = getattr(server.stream_loop, "sync_metrics", None)
+    if sync is not None:        # the stream process's counters since its last flush
+        await sync()
     return Response(200, server.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
