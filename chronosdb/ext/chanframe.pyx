@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""Encoding a forwarded batch's frame and sending a frame's pieces on the stream process's channel from a writer's thread, without
-letting go of the GIL.
+"""A forwarded batch's frame for the stream process, encoded in C, and a frame's pieces sent on
+the channel from a writer's thread without letting go of the GIL.
 
 ``socket.sendmsg`` releases the GIL around the system call, as every blocking call must. The
 channel's sends never block (``MSG_DONTWAIT``: a full buffer is the sender thread's business),
@@ -42,7 +42,8 @@ def send_nowait(int fd, parts) -> int:
     """Send the buffers ``parts`` (bytes, memoryviews, contiguous arrays), in order, as one
     gathered write on the stream socket ``fd`` without blocking and without releasing the GIL.
     Returns the number of bytes sent: all of them, a prefix (the buffer filled up, or more
-    than 1024 pieces: the first 1024 at most), or 0 (it was full). Raises ``OSError`` for anything else (a closed channel)."""
+    than 1024 pieces: the first 1024 at most), or 0 (it was full). Raises ``OSError`` for
+    anything else (a closed channel)."""
     cdef Py_ssize_t n = len(parts), i, got = 0
     cdef Py_buffer *views
     cdef iovec *iov
@@ -114,7 +115,7 @@ def encode_batch_frame(bytes db, bytes rp, list keys, list columns, int string_t
     of the frame's body. None when a column's type is ``string_type`` (such a batch goes
     pickled). ``columns``: objects with ``name`` (bytes), ``ftype`` (an int), ``series``,
     ``times`` and ``values`` (contiguous arrays)."""
-    cdef Py_ssize_t nk = len(keys), nc = len(columns), i, meta_len, at, nbytes
+    cdef Py_ssize_t nk = len(keys), nc = len(columns), i, meta_len, at
     cdef Py_ssize_t key_bytes = 0
     cdef bytes k, name, head
     cdef char *p
@@ -159,8 +160,7 @@ def encode_batch_frame(bytes db, bytes rp, list keys, list columns, int string_t
             if at % 8:
                 parts.append(_PADS[8 - at % 8])
                 at += 8 - at % 8
-            nbytes = a.nbytes
             parts.append(a)
-            at += nbytes
+            at += a.nbytes
     _u32(PyBytes_AS_STRING(head), <unsigned long long> at)
     return parts

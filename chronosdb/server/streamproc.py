@@ -29,8 +29,9 @@ the fd), ``R`` revoke, ``P`` query answer, ``L`` batches lost (the forwarding qu
 metric increments, ``F`` the counters before this were sent (the token back), ``C`` stream
 closed.
 
-Not slowing writers: the writer's thread only puts the batch on the sender's queue (a thread
-pickles and sends). The queue is bounded in points; past the bound, batches are counted as lost
+Not slowing writers: the writer's thread sends a batch's frame itself, without blocking and
+without letting go of the GIL (``chanframe``); only what the socket does not take at once waits
+for a sender thread. That queue is bounded in points; past the bound, batches are counted as lost
 and the child tells the affected streams how many points they missed (a ``dropped`` event).
 If the child dies, its streams end (their connections close with it) and the next stream
 starts a new one. ``CHRONOSDB_STREAM_PROCESS=0`` (or ``stream-process = false``) keeps streams
@@ -54,6 +55,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from chronosdb.ext.chanframe import encode_batch_frame, send_nowait
+from chronosdb.model.fieldtype import FieldType
 
 log = logging.getLogger("chronosdb.streamproc")
 
@@ -110,6 +112,7 @@ def decode_payload(body: memoryview):
 # Per column, in order: series (int32), times (int64), values (float64 / int64 / uint8).
 # Batches with a string column go as ``B`` (pickled).
 _BATCH_HEAD = struct.Struct("<IIII")
+_STRING = int(FieldType.STRING)
 _COLUMN_HEAD = struct.Struct("<IBQ")
 # Writers send the same series again and again: the keys of a frame are looked up by their
 # bytes instead of split anew (bounded; cleared when full).
@@ -122,15 +125,13 @@ def encode_batch(db: str, rp: str, batch):
     column holds strings (send it pickled). Encoded in C (``chanframe``): on a writer's thread,
     right after its parse and WAL append, the Python version's steps ran cold at ~6x their
     warm cost."""
-    from chronosdb.model.fieldtype import FieldType
-    return encode_batch_frame(db.encode(), rp.encode(), batch.keys, batch.columns, int(FieldType.STRING))
+    return encode_batch_frame(db.encode(), rp.encode(), batch.keys, batch.columns, _STRING)
 
 
 def decode_batch(body: memoryview):
     """(db, rp, WriteBatch) of an ``N`` frame's body; the arrays are views of ``body``."""
     import numpy as np
     from chronosdb.model.batch import FieldColumn, WriteBatch
-    from chronosdb.model.fieldtype import FieldType
     ldb, lrp, nkeys, ncols = _BATCH_HEAD.unpack_from(body, 4)
     pos = 4 + _BATCH_HEAD.size
     db = str(body[pos:pos + ldb], "utf-8")
@@ -551,6 +552,8 @@ class StreamProcess:
             child.put(b"P", (qid, False, str(e) or type(e).__name__))
 
     def _child_gone(self, child: _Child) -> None:
+        for token in list(self._syncs):     # no counters will come: /metrics need not wait
+            self._synced(token)
         if self.stopping:
             return
         try:
